@@ -1,0 +1,1 @@
+"""rasa-sdk actions, one module per area."""

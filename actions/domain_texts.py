@@ -1,0 +1,14 @@
+"""Read texts from the domain sent to the action server, so none live in Python."""
+from typing import Any, Dict, Optional, Text
+
+DomainDict = Dict[Text, Any]
+
+
+def topic_title(domain: DomainDict, intent: Text) -> Optional[Text]:
+    """The short button title of an intent (response ``utter_topic_<intent>``)."""
+    variants = domain.get("responses", {}).get(f"utter_topic_{intent}")
+    return variants[0].get("text") if variants else None
+
+
+def topic_button(domain: DomainDict, intent: Text) -> Dict[Text, Text]:
+    return {"title": topic_title(domain, intent), "payload": f"/{intent}"}

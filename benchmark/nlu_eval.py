@@ -1,0 +1,70 @@
+"""Accuracy figures on the held-out NLU test set, ours and a TF-IDF baseline."""
+from collections import Counter
+from typing import Dict, List, Sequence, Tuple
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.pipeline import make_pipeline
+
+from bot.nlu.text import normalize
+
+FALLBACK = "nlu_fallback"
+OUT_OF_SCOPE = "out_of_scope"
+
+
+def is_correct(gold: str, predicted: str) -> bool:
+    """Falling back is the right outcome for out_of_scope and wrong otherwise."""
+    if gold == OUT_OF_SCOPE:
+        return predicted in (OUT_OF_SCOPE, FALLBACK)
+    return predicted == gold
+
+
+def scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, object]:
+    # For F1 a fallback on out_of_scope counts as out_of_scope (both reject).
+    folded = [
+        OUT_OF_SCOPE if g == OUT_OF_SCOPE and p == FALLBACK else p
+        for g, p in zip(gold, predicted)
+    ]
+    labels = sorted(set(gold))
+    per_intent = f1_score(gold, folded, labels=labels, average=None, zero_division=0)
+    in_scope = [p for g, p in zip(gold, predicted) if g != OUT_OF_SCOPE]
+    oos = [p for g, p in zip(gold, predicted) if g == OUT_OF_SCOPE]
+    return {
+        "n": len(gold),
+        "accuracy": sum(map(is_correct, gold, predicted)) / len(gold),
+        "macro_f1": float(f1_score(gold, folded, labels=labels, average="macro", zero_division=0)),
+        "per_intent_f1": dict(zip(labels, map(float, per_intent))),
+        "oos_rejection": sum(p in (OUT_OF_SCOPE, FALLBACK) for p in oos) / max(len(oos), 1),
+        "in_scope_fallback": sum(p == FALLBACK for p in in_scope) / max(len(in_scope), 1),
+        "errors": [
+            (g, p) for g, p in zip(gold, predicted) if not is_correct(g, p)
+        ],
+    }
+
+
+def with_fallback(
+    rankings: List[List[Tuple[str, float]]], threshold: float, ambiguity: float
+) -> List[str]:
+    """Re-apply Rasa's FallbackClassifier rule to raw classifier rankings."""
+    out = []
+    for ranking in rankings:
+        (top, conf), second = ranking[0], (ranking[1][1] if len(ranking) > 1 else 0.0)
+        out.append(FALLBACK if conf < threshold or conf - second < ambiguity else top)
+    return out
+
+
+def tfidf_baseline(
+    train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str]
+) -> List[str]:
+    """Character 1-3-gram TF-IDF + logistic regression on normalised text."""
+    model = make_pipeline(
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+        LogisticRegression(C=10, max_iter=2000),
+    )
+    model.fit([normalize(t) for t in train_texts], train_labels)
+    return list(model.predict([normalize(t) for t in test_texts]))
+
+
+def confusions(errors: List[Tuple[str, str]], top: int = 10) -> List[Tuple[Tuple[str, str], int]]:
+    return Counter(errors).most_common(top)

@@ -1,0 +1,236 @@
+"""The benchmark: accuracy on the held-out test set, and speed.
+
+    scripts/bench.sh            # trains if needed, then everything
+    scripts/bench.sh --no-rest  # accuracy and in-process latency only
+"""
+import argparse
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import aiohttp
+import psutil
+import yaml
+
+from benchmark import nlu_eval
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "tuanjian.tar.gz"
+TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
+TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
+RASA_PORT, ACTION_PORT = 5105, 5155
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def ms(values: Sequence[float]) -> str:
+    return f"p50 {percentile(values, .5) * 1000:.1f} ms, p95 {percentile(values, .95) * 1000:.1f} ms"
+
+
+def train() -> Dict[str, object]:
+    before = MODEL.stat().st_mtime if MODEL.exists() else None
+    started = time.perf_counter()
+    subprocess.run(
+        ["rasa", "train", "--domain", "domain", "--data", "data", "--config", "config.yml",
+         "--out", "models", "--fixed-model-name", "tuanjian", "--quiet"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    if before is None or MODEL.stat().st_mtime != before:
+        TRAIN_TIME.write_text(f"{seconds:.1f}")
+        return {"trained_now": True, "seconds": seconds}
+    recorded = float(TRAIN_TIME.read_text()) if TRAIN_TIME.exists() else None
+    return {"trained_now": False, "seconds": recorded}
+
+
+def load_examples(path: Path):
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(str(path))
+    return [m.get("text") for m in data.intent_examples], [m.get("intent") for m in data.intent_examples]
+
+
+def fallback_settings() -> Dict[str, float]:
+    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
+    item = next(c for c in config["pipeline"] if c["name"] == "FallbackClassifier")
+    return {"threshold": item["threshold"], "ambiguity": item.get("ambiguity_threshold", 0.1)}
+
+
+async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
+    from rasa.core.agent import Agent
+
+    started = time.perf_counter()
+    agent = Agent.load(str(MODEL))
+    load_seconds = time.perf_counter() - started
+    await agent.parse_message("你好")  # first call builds the TF graph
+    predicted, rankings, latencies = [], [], []
+    for text in texts:
+        t0 = time.perf_counter()
+        parsed = await agent.parse_message(text)
+        latencies.append(time.perf_counter() - t0)
+        predicted.append(parsed["intent"]["name"])
+        rankings.append([(r["name"], r["confidence"]) for r in parsed["intent_ranking"]
+                         if r["name"] != nlu_eval.FALLBACK])
+    return {"load_seconds": load_seconds, "predicted": predicted,
+            "rankings": rankings, "latencies": latencies}
+
+
+class Servers:
+    """The Rasa server and the action server, as the run command starts them."""
+
+    def __init__(self) -> None:
+        self.procs: List[subprocess.Popen] = []
+
+    def __enter__(self) -> "Servers":
+        endpoints = Path(tempfile.mkdtemp()) / "endpoints.yml"
+        endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{ACTION_PORT}/webhook\n")
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        self.actions = subprocess.Popen(
+            ["rasa", "run", "actions", "--port", str(ACTION_PORT)], **quiet)
+        self.rasa = subprocess.Popen(
+            ["rasa", "run", "--model", str(MODEL), "--port", str(RASA_PORT),
+             "--endpoints", str(endpoints), "--credentials", "credentials.yml"], **quiet)
+        self.procs = [self.actions, self.rasa]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def rss_mb(self) -> Dict[str, float]:
+        return {name: psutil.Process(p.pid).memory_info().rss / 2**20
+                for name, p in (("rasa", self.rasa), ("actions", self.actions))}
+
+
+URL = f"http://127.0.0.1:{RASA_PORT}/webhooks/rest/webhook"
+
+
+async def wait_until_up(session: aiohttp.ClientSession, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            async with session.post(URL, json={"sender": "warmup", "message": "你好"}) as r:
+                if r.status == 200 and await r.json():
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(1)
+    raise RuntimeError("the Rasa server did not come up")
+
+
+async def sender(session, texts: List[str], latencies: List[float]) -> None:
+    sender_id = uuid.uuid4().hex
+    for text in texts:
+        t0 = time.perf_counter()
+        async with session.post(URL, json={"sender": sender_id, "message": text}) as r:
+            replies = await r.json()
+            assert r.status == 200 and replies, (r.status, text)
+        latencies.append(time.perf_counter() - t0)
+
+
+async def load_test(texts: List[str], senders: int, per_sender: int) -> Dict[str, object]:
+    latencies: List[float] = []
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(
+            sender(session, [texts[(i * per_sender + j) % len(texts)] for j in range(per_sender)], latencies)
+            for i in range(senders)))
+        wall = time.perf_counter() - started
+    return {"latencies": latencies, "per_second": len(latencies) / wall}
+
+
+async def rest_figures(texts: List[str]) -> Dict[str, object]:
+    with Servers() as servers:
+        async with aiohttp.ClientSession() as session:
+            await wait_until_up(session)
+        await load_test(texts, 1, 20)  # warm-up
+        one = await load_test(texts, 1, 200)
+        twenty = await load_test(texts, 20, 30)
+        return {"one": one, "twenty": twenty, "rss_mb": servers.rss_mb()}
+
+
+def report(args) -> Dict[str, object]:
+    out: Dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M")}
+    training = train()
+    out["training"] = training
+    train_texts, train_labels = load_examples(ROOT / "data" / "nlu")
+    texts, gold = load_examples(TEST_SET)
+    ours = asyncio.run(evaluate_in_process(texts))
+    settings = fallback_settings()
+    out["fallback"] = settings
+    out["ours"] = nlu_eval.scores(gold, ours["predicted"])
+    out["ours_no_fallback"] = nlu_eval.scores(gold, [r[0][0] for r in ours["rankings"]])
+    out["baseline"] = nlu_eval.scores(gold, nlu_eval.tfidf_baseline(train_texts, train_labels, texts))
+    out["sweep"] = {
+        f"{t:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, settings["ambiguity"]))
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    }
+    out["load_seconds"] = ours["load_seconds"]
+    out["parse_latencies"] = ours["latencies"]
+    if not args.no_rest:
+        out["rest"] = asyncio.run(rest_figures(texts))
+    return out
+
+
+def print_report(r: Dict[str, object]) -> None:
+    ours, base, raw = r["ours"], r["baseline"], r["ours_no_fallback"]
+    t = r["training"]
+    print(f"\n=== Benchmark {r['date']} (test set: {ours['n']} messages, {TEST_SET.relative_to(ROOT)}) ===")
+    when = "trained in this run" if t["trained_now"] else "model up to date; last training"
+    print(f"training time            {t['seconds'] or float('nan'):.1f} s ({when})")
+    print(f"model load time          {r['load_seconds']:.1f} s")
+    print(f"in-process parse         {ms(r['parse_latencies'])}")
+    print(f"fallback                 threshold {r['fallback']['threshold']}, ambiguity {r['fallback']['ambiguity']}")
+    print(f"intent accuracy          {ours['accuracy']:.3f}  (classifier alone, no fallback: {raw['accuracy']:.3f})")
+    print(f"macro-F1                 {ours['macro_f1']:.3f}")
+    print(f"out_of_scope rejection   {ours['oos_rejection']:.3f}")
+    print(f"in-scope fell to fallback {ours['in_scope_fallback']:.3f}")
+    print(f"TF-IDF+LR baseline       accuracy {base['accuracy']:.3f}, macro-F1 {base['macro_f1']:.3f}")
+    print(f"errors                   ours {len(ours['errors'])}, baseline {len(base['errors'])}")
+    print("per-intent F1 (ours / baseline):")
+    for intent, f1 in ours["per_intent_f1"].items():
+        print(f"  {intent:34s} {f1:.3f} / {base['per_intent_f1'][intent]:.3f}")
+    print("threshold sweep (accuracy, oos rejection, in-scope fallback):")
+    for threshold, s in r["sweep"].items():
+        print(f"  {threshold}  {s['accuracy']:.3f}  {s['oos_rejection']:.3f}  {s['in_scope_fallback']:.3f}")
+    print("most frequent errors (gold -> predicted):")
+    for (gold, predicted), n in nlu_eval.confusions(ours["errors"]):
+        print(f"  {n}x {gold} -> {predicted}")
+    if "rest" in r:
+        rest = r["rest"]
+        print(f"REST turn, 1 sender      {ms(rest['one']['latencies'])}")
+        print(f"REST turn, 20 senders    {ms(rest['twenty']['latencies'])}, {rest['twenty']['per_second']:.1f} messages/s")
+        print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-rest", action="store_true", help="skip the REST load test")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    result = report(args)
+    print_report(result)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in result.items() if k not in ("parse_latencies",)}
+    (out / "latest.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Accuracy on tests/nlu/test_set.yml beside a TF-IDF baseline, and speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/common.sh
+python -m benchmark.run "$@"

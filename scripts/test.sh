@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test: data validation, unit tests, and conversation tests on a trained model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/common.sh
+
+echo "== rasa data validate"
+rasa data validate --domain domain --data data --config config.yml --quiet
+
+echo "== unit tests"
+python -m pytest -q tests
+
+echo "== train (only if data, domain or config changed)"
+train_if_needed
+
+echo "== conversation tests"
+rm -rf results/stories
+rasa test core --model "$MODEL" --stories tests/stories --out results/stories \
+  --fail-on-prediction-errors --quiet
+echo "conversation tests passed: $(grep -c '^- story:' tests/stories/*.yml | awk -F: '{s+=$2} END {print s}') stories"

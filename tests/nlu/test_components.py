@@ -1,0 +1,81 @@
+"""The custom graph components, trained and run the way Rasa runs them."""
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.loading import load_data
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.nlu.entities import SpacyEntityRulerExtractor
+from bot.nlu.normalizer import ChineseTextNormalizer
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    return LocalModelStorage(tmp_path_factory.mktemp("models"))
+
+
+def test_normalizer_changes_training_and_serving_text_alike(storage):
+    normalizer = ChineseTextNormalizer.create({}, storage, Resource("n"), None)
+    training = load_data("data/nlu")
+    training.training_examples[0].set(TEXT, "團組織關係，２０１９？")
+    normalizer.process_training_data(training)
+    served = normalizer.process([Message({TEXT: "團組織關係，２０１９？"})])[0]
+    assert training.training_examples[0].get(TEXT) == "团组织关系,2019?"
+    assert served.get(TEXT) == "团组织关系,2019?"
+
+
+@pytest.fixture(scope="module")
+def extractor(storage):
+    resource = Resource("entity_ruler")
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    trained = SpacyEntityRulerExtractor.create({}, storage, resource, context)
+    trained.train(load_data("data/nlu"))
+    # Load back from the model storage, as the server does.
+    return SpacyEntityRulerExtractor.load({}, storage, resource, context)
+
+
+def entities(extractor, text):
+    message = Message({TEXT: text})
+    extractor.process([message])
+    return {(e["entity"], e["value"]) for e in message.get(ENTITIES)}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我在深圳一家私企上班", ("province", "广东")),
+        ("厦门的团组织搜不到", ("province", "福建")),
+        ("单位在海淀", ("province", "北京")),
+        ("北京的组织怎么报到", ("province", "北京")),
+        ("转到成都", ("province", "四川")),
+        ("转到团委还要分配支部吗", ("org_level", "团委")),
+        ("街道团工委审批", ("org_level", "团工委")),
+        ("学院团总支批量接转", ("org_level", "团总支")),
+        ("转到学社衔接临时团支部", ("org_level", "团支部")),
+        ("我考上研究生了", ("graduate_situation", "升学")),
+        ("毕业去当兵", ("graduate_situation", "参军")),
+        ("我是劳务派遣工", ("graduate_situation", "劳务派遣")),
+        ("还没找到工作", ("graduate_situation", "未就业")),
+    ],
+)
+def test_entities(extractor, text, expected):
+    assert expected in entities(extractor, text)
+
+
+def test_negated_job_is_not_read_as_employed(extractor):
+    found = entities(extractor, "还没找到工作")
+    assert ("graduate_situation", "就业") not in found
+
+
+def test_no_entities_in_plain_question(extractor):
+    assert entities(extractor, "忘记密码怎么办") == set()
+
+
+def test_entity_marks_the_extractor_and_span(extractor):
+    message = Message({TEXT: "我在深圳上班"})
+    extractor.process([message])
+    entity = message.get(ENTITIES)[0]
+    assert entity["extractor"] == "SpacyEntityRulerExtractor"
+    assert "我在深圳上班"[entity["start"] : entity["end"]] == "深圳"
