@@ -6,6 +6,7 @@
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import subprocess
@@ -69,6 +70,11 @@ def fallback_settings() -> Dict[str, float]:
 
 async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
     from rasa.core.agent import Agent
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)
 
     started = time.perf_counter()
     agent = Agent.load(str(MODEL))

@@ -8,11 +8,11 @@ source scripts/common.sh
 echo "== rasa data validate"
 rasa data validate --domain domain --data data --config config.yml --quiet
 
-echo "== unit tests"
-python -m pytest -q tests
-
 echo "== train (only if data, domain or config changed)"
 train_if_needed
+
+echo "== unit and integration tests"
+python -m pytest -q tests
 
 echo "== conversation tests"
 rm -rf results/stories

@@ -30,7 +30,7 @@ def _converter() -> opencc.OpenCC:
 
 
 def normalize(text: str) -> str:
-    """Return the canonical form of a member's message ('' if nothing is left)."""
+    """Return the canonical form of a member's message ('' if it has no words)."""
     if not text:
         return ""
     text = html.unescape(text)
@@ -42,10 +42,11 @@ def normalize(text: str) -> str:
     text = _SPACE.sub(" ", text).strip()
     # A space between two Chinese characters is a typing accident, not a word
     # boundary; removing it lets jieba see the real words.
-    text = _CJK.sub("", text)
-    return text[:MAX_CHARS].lower()
+    text = _CJK.sub("", text)[:MAX_CHARS].lower()
+    # Punctuation alone ("？？？", "。。。") says nothing; treat it as empty.
+    return text if any(ch.isalnum() for ch in text) else ""
 
 
 def has_words(text: str) -> bool:
     """True if the normalised text has a letter, digit or Chinese character."""
-    return any(ch.isalnum() for ch in normalize(text))
+    return bool(normalize(text))

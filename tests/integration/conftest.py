@@ -1,0 +1,51 @@
+"""A real Rasa server and action server on the trained model, for end-to-end checks."""
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "tuanjian.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def webhook():
+    assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
+    rasa_port, action_port = free_port(), free_port()
+    endpoints = Path(tempfile.mkdtemp()) / "endpoints.yml"
+    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
+    logs = Path(tempfile.mkdtemp())
+    procs = [
+        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT,
+                         stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
+                          "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+                         cwd=ROOT, stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+    ]
+    url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.post(url, json={"sender": "up", "message": "你好"}, timeout=10).json():
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
+            time.sleep(1)
+        yield url
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
