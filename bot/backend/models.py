@@ -1,0 +1,136 @@
+"""Declarative models of organisations, members and transfer requests."""
+from __future__ import annotations
+
+from datetime import timezone
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+from bot.backend import rules
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out; SQLite stores no offset, so add it back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def string_enum(values, name: str) -> Enum:
+    """A VARCHAR with a CHECK constraint (no native PostgreSQL enum type)."""
+    return Enum(*values, name=name, native_enum=False, create_constraint=True,
+                length=max(len(v) for v in values))
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(128), nullable=False, unique=True)
+    level = Column(string_enum(rules.LEVELS, "level"), nullable=False)
+    province = Column(String(32), nullable=False)
+    parent_id = Column(Integer, ForeignKey("organisations.id"), nullable=True)
+    contact = Column(Text, nullable=False)
+
+    parent = relationship("Organisation", remote_side=[id])
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id = Column(Integer, primary_key=True)
+    member_no = Column(String(32), nullable=False, unique=True)
+    name = Column(String(64), nullable=False)
+    phone_last4 = Column(String(4), nullable=False)
+    organisation_id = Column(Integer, ForeignKey("organisations.id"), nullable=False)
+    birth_year = Column(Integer, nullable=True)
+
+    organisation = relationship(Organisation)
+
+
+class TransferRequest(Base):
+    __tablename__ = "transfer_requests"
+
+    id = Column(Integer, primary_key=True)
+    member_id = Column(Integer, ForeignKey("members.id"), nullable=False, index=True)
+    kind = Column(string_enum(rules.KINDS, "kind"), nullable=False)
+    from_org_id = Column(Integer, ForeignKey("organisations.id"), nullable=False)
+    to_org_id = Column(Integer, ForeignKey("organisations.id"), nullable=False)
+    status = Column(string_enum(rules.STATUSES, "status"), nullable=False)
+    termination_reason = Column(Text, nullable=True)
+    created_at = Column(UTCDateTime, nullable=False)
+    closed_at = Column(UTCDateTime, nullable=True)
+
+    member = relationship(Member)
+    from_org = relationship(Organisation, foreign_keys=[from_org_id])
+    to_org = relationship(Organisation, foreign_keys=[to_org_id])
+    steps = relationship("ApprovalStep", order_by="ApprovalStep.position",
+                         back_populates="request", cascade="all, delete-orphan")
+    events = relationship("TransferEvent", order_by="TransferEvent.id",
+                          back_populates="request", cascade="all, delete-orphan")
+
+
+class ApprovalStep(Base):
+    __tablename__ = "approval_steps"
+    __table_args__ = (UniqueConstraint("request_id", "position", name="uq_approval_steps_request_position"),)
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("transfer_requests.id"), nullable=False)
+    position = Column(Integer, nullable=False)
+    organisation_id = Column(Integer, ForeignKey("organisations.id"), nullable=False)
+    # NULL until known: a step that received the request through a default
+    # approval gets its time written when the request is next settled.
+    received_at = Column(UTCDateTime, nullable=True)
+    decided_at = Column(UTCDateTime, nullable=True)
+    decision = Column(string_enum(rules.DECISIONS, "decision"), nullable=True)
+
+    request = relationship(TransferRequest, back_populates="steps")
+    organisation = relationship(Organisation)
+
+
+class TransferEvent(Base):
+    __tablename__ = "transfer_events"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("transfer_requests.id"), nullable=False, index=True)
+    at = Column(UTCDateTime, nullable=False)
+    kind = Column(String(32), nullable=False)
+    detail = Column(JSON, nullable=True)
+
+    request = relationship(TransferRequest, back_populates="events")
