@@ -4,10 +4,15 @@ from typing import Any, Dict, Optional, Text
 DomainDict = Dict[Text, Any]
 
 
+def response_text(domain: DomainDict, response: Text) -> Optional[Text]:
+    """The text of a response's first variant, or None if the domain lacks it."""
+    variants = domain.get("responses", {}).get(response)
+    return variants[0].get("text") if variants else None
+
+
 def topic_title(domain: DomainDict, intent: Text) -> Optional[Text]:
     """The short button title of an intent (response ``utter_topic_<intent>``)."""
-    variants = domain.get("responses", {}).get(f"utter_topic_{intent}")
-    return variants[0].get("text") if variants else None
+    return response_text(domain, f"utter_topic_{intent}")
 
 
 def topic_button(domain: DomainDict, intent: Text) -> Dict[Text, Text]:

@@ -189,7 +189,7 @@ def report(args) -> Dict[str, object]:
     out["baseline"] = nlu_eval.scores(gold, nlu_eval.tfidf_baseline(train_texts, train_labels, texts))
     out["sweep"] = {
         f"{t:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, settings["ambiguity"]))
-        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
     }
     out["load_seconds"] = ours["load_seconds"]
     out["parse_latencies"] = ours["latencies"]

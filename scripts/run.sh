@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/common.sh
 train_if_needed
+# The embedded SQLite database (var/tuanjian.db) gets its schema from the
+# migrations and the demo data on first run; TUANJIAN_DATABASE_URL points elsewhere.
+python -m bot.backend.demo
 
 rasa run actions --port 5055 --actions actions &
 ACTIONS_PID=$!

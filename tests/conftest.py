@@ -1,7 +1,24 @@
+"""Shared fixtures: the repo, the domain, the seed; and the databases.
+
+Backend and action tests run on SQLite always and on PostgreSQL when it is
+reachable. Each database gets its schema from the Alembic migration once per
+session; each test runs inside a transaction that is rolled back at the end,
+and every service operation works in a SAVEPOINT inside it.
+"""
 import os
+import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from bot.backend import db
+from bot.backend.demo import load_demo
+from bot.backend.service import TransferService
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,3 +40,115 @@ def domain_dict():
 @pytest.fixture(scope="session")
 def seed_text() -> str:
     return (ROOT.parent / "shared" / "seed" / "000_b81276723549ac76.txt").read_text("utf-8")
+
+POSTGRES_URL = os.environ.get("TUANJIAN_TEST_POSTGRES_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("TUANJIAN_REQUIRE_POSTGRES") == "1"
+SQLALCHEMY_2 = int(sqlalchemy.__version__.split(".")[0]) >= 2
+NOW = datetime(2024, 6, 15, 8, 30, tzinfo=timezone.utc)
+
+_postgres_problem = []  # why PostgreSQL was left out, for the summary line
+
+
+def _postgres_reachable() -> bool:
+    if not hasattr(_postgres_reachable, "result"):
+        engine = db.make_engine(POSTGRES_URL)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            _postgres_reachable.result = True
+        except OperationalError as exc:
+            _postgres_problem.append(str(exc.orig).strip().splitlines()[0])
+            _postgres_reachable.result = False
+        finally:
+            engine.dispose()
+    return _postgres_reachable.result
+
+
+def pytest_generate_tests(metafunc):
+    if "database" in metafunc.fixturenames:
+        names = ["sqlite"]
+        if REQUIRE_POSTGRES or _postgres_reachable():
+            names.append("postgresql")
+        metafunc.parametrize("database", names, indirect=True, scope="session")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _postgres_problem:
+        terminalreporter.write_line(
+            f"backend tests ran on SQLite ONLY: PostgreSQL at {POSTGRES_URL} is not reachable "
+            f"({_postgres_problem[0]}); set TUANJIAN_REQUIRE_POSTGRES=1 to make this an error",
+            yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def database(request, tmp_path_factory):
+    """An engine on a freshly migrated database."""
+    if request.param == "sqlite":
+        engine = db.make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+        db.migrate(engine)
+        yield engine
+        engine.dispose()
+        return
+    if not _postgres_reachable():
+        pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable: "
+                    f"{_postgres_problem[0]}")
+    # A schema of our own, so that reruns and parallel runs do not meet.
+    schema = f"tuanjian_test_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = db.make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    try:
+        db.migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def connection(database):
+    with database.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        outer.rollback()
+
+
+@pytest.fixture
+def sessions(connection):
+    """Session factory whose sessions commit and roll back a SAVEPOINT only."""
+    def factory() -> Session:
+        if SQLALCHEMY_2:
+            return Session(bind=connection, join_transaction_mode="create_savepoint")
+        connection.begin_nested()  # SQLAlchemy 1.4 joins an open savepoint
+        return Session(bind=connection, future=True)
+    return factory
+
+
+class FakeClock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def service(sessions, clock):
+    return TransferService(sessions, clock)
+
+
+@pytest.fixture
+def demo(sessions, clock):
+    with sessions() as session, session.begin():
+        load_demo(session, clock.now)

@@ -32,6 +32,10 @@ def make_engine(url: Optional[str] = None) -> Engine:
     kwargs: dict = {"future": True, "pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 2}
+    elif url.startswith("sqlite"):
+        # The action server calls the backend from worker threads; a pooled
+        # connection is only ever used by one thread at a time.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 2}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

@@ -18,6 +18,9 @@ APPROVED = ("approved", "default_approved")
 
 APPROVAL_PERIOD = timedelta(days=15)  # FAQ 17
 BATCH_LIMIT = 30  # FAQ 11
+# FAQ 5: organisations there are found by typing their name, and members
+# report (报到) through that province's WeChat account.
+SPECIAL_PROVINCES = ("北京", "广东", "福建")
 DAY = timedelta(days=1)
 
 

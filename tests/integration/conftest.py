@@ -1,6 +1,8 @@
 """A real Rasa server and action server on the trained model, for end-to-end checks."""
+import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +27,11 @@ def webhook():
     endpoints = Path(tempfile.mkdtemp()) / "endpoints.yml"
     endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
     logs = Path(tempfile.mkdtemp())
+    # The action server works on a demo database of its own, loaded "today".
+    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}")
+    subprocess.run([sys.executable, "-m", "bot.backend.demo"], cwd=ROOT, env=env, check=True)
     procs = [
-        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT,
+        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT, env=env,
                          stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
         subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
                           "--endpoints", str(endpoints), "--credentials", "credentials.yml"],

@@ -79,3 +79,61 @@ def test_entity_marks_the_extractor_and_span(extractor):
     entity = message.get(ENTITIES)[0]
     assert entity["extractor"] == "SpacyEntityRulerExtractor"
     assert "我在深圳上班"[entity["start"] : entity["end"]] == "深圳"
+
+
+def sentence_feature(text):
+    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
+
+    featurizer = SentenceEncoderFeaturizer({}, "use")
+    message = Message({TEXT: text})
+    featurizer.process([message])
+    _, sentence = message.get_dense_features(TEXT)
+    return sentence
+
+
+def sentence_vector(text):
+    return sentence_feature(text).features[0]
+
+
+def test_sentence_encoder_adds_one_sentence_feature():
+    assert sentence_vector("忘记密码怎么办").shape == (512,)
+
+
+def test_sentence_encoder_places_paraphrases_close():
+    import numpy as np
+
+    forgot, reset, weather = (sentence_vector(t) for t in ("密码忘了", "怎么重置登录密码", "明天下雨吗"))
+    assert np.dot(forgot, reset) > np.dot(forgot, weather)
+
+
+def test_sentence_encoder_adds_nothing_for_empty_text():
+    # Like the sparse featurizers: DIET then predicts nothing and falls back.
+    assert sentence_feature("") is None
+
+
+def test_blender_averages_diet_and_its_linear_model(storage):
+    from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from bot.nlu.blender import IntentBlender
+    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
+
+    featurizer = SentenceEncoderFeaturizer({}, "use")
+    examples = [Message({TEXT: t, INTENT: i}) for t, i in [
+        ("忘记密码", "faq_forgot_password"), ("密码忘了怎么办", "faq_forgot_password"),
+        ("重置密码", "faq_forgot_password"), ("你好", "greet"), ("您好呀", "greet"), ("早上好", "greet")]]
+    featurizer.process(examples)
+    resource = Resource("blender")
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    IntentBlender.create({}, storage, resource, context).train(TrainingData(examples))
+    blender = IntentBlender.load({}, storage, resource, context)
+
+    message = Message({TEXT: "密码忘记了"})
+    featurizer.process([message])
+    # DIET (wrongly) sure it is a greeting: the blend halves that certainty.
+    message.set(INTENT_RANKING_KEY, [{"name": "greet", "confidence": 1.0}])
+    blender.process([message])
+    ranking = {r["name"]: r["confidence"] for r in message.get(INTENT_RANKING_KEY)}
+    assert abs(sum(ranking.values()) - 1.0) < 1e-6
+    assert ranking["greet"] >= 0.5 > ranking["faq_forgot_password"] > 0.25
+    assert message.get(INTENT)["name"] == max(ranking, key=ranking.get)
