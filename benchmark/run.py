@@ -103,11 +103,15 @@ class Servers:
         self.procs: List[subprocess.Popen] = []
 
     def __enter__(self) -> "Servers":
-        endpoints = Path(tempfile.mkdtemp()) / "endpoints.yml"
+        work = Path(tempfile.mkdtemp())
+        endpoints = work / "endpoints.yml"
         endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{ACTION_PORT}/webhook\n")
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        # The action server gets a demo database of its own (SQLite, as embedded).
+        env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{work / 'demo.db'}")
+        subprocess.run([sys.executable, "-m", "bot.backend.demo"], env=env, check=True, **quiet)
         self.actions = subprocess.Popen(
-            ["rasa", "run", "actions", "--port", str(ACTION_PORT)], **quiet)
+            ["rasa", "run", "actions", "--port", str(ACTION_PORT)], env=env, **quiet)
         self.rasa = subprocess.Popen(
             ["rasa", "run", "--model", str(MODEL), "--port", str(RASA_PORT),
              "--endpoints", str(endpoints), "--credentials", "credentials.yml"], **quiet)
@@ -165,6 +169,23 @@ async def load_test(texts: List[str], senders: int, per_sender: int) -> Dict[str
     return {"latencies": latencies, "per_second": len(latencies) / wall}
 
 
+async def verified_status_latencies(turns: int) -> List[float]:
+    """A verified demo member asks for their own request again and again."""
+    latencies: List[float] = []
+    async with aiohttp.ClientSession() as session:
+        sender_id = uuid.uuid4().hex
+        for message in ("帮我查一下我的转接进度", "2019001", "1234"):
+            async with session.post(URL, json={"sender": sender_id, "message": message}) as r:
+                await r.json()
+        for _ in range(turns):
+            t0 = time.perf_counter()
+            async with session.post(URL, json={"sender": sender_id, "message": "帮我查一下我的转接进度"}) as r:
+                replies = await r.json()
+                assert any("第 3 步" in m.get("text", "") for m in replies), replies
+            latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
 async def rest_figures(texts: List[str]) -> Dict[str, object]:
     with Servers() as servers:
         async with aiohttp.ClientSession() as session:
@@ -172,7 +193,8 @@ async def rest_figures(texts: List[str]) -> Dict[str, object]:
         await load_test(texts, 1, 20)  # warm-up
         one = await load_test(texts, 1, 200)
         twenty = await load_test(texts, 20, 30)
-        return {"one": one, "twenty": twenty, "rss_mb": servers.rss_mb()}
+        status = await verified_status_latencies(100)
+        return {"one": one, "twenty": twenty, "status": status, "rss_mb": servers.rss_mb()}
 
 
 def report(args) -> Dict[str, object]:
@@ -226,6 +248,7 @@ def print_report(r: Dict[str, object]) -> None:
         rest = r["rest"]
         print(f"REST turn, 1 sender      {ms(rest['one']['latencies'])}")
         print(f"REST turn, 20 senders    {ms(rest['twenty']['latencies'])}, {rest['twenty']['per_second']:.1f} messages/s")
+        print(f"REST own status, verified member, 1 sender  {ms(rest['status'])}")
         print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))
 
 
