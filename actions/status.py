@@ -29,7 +29,9 @@ BACKEND_TIMEOUT = 2.0
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 # Messages with these intents are questions, not an attempt at the number or
 # digits: the form lets other rules answer them.
-NOT_AN_ANSWER = re.compile(r"^(faq_.*|request_human|goodbye|greet|bot_challenge|thank|start_destination_guide)$")
+NOT_AN_ANSWER = re.compile(
+    r"^(faq_.*|request_human|goodbye|greet|bot_challenge|thank|stop|"
+    r"start_destination_guide|check_transfer_status|ask_contact|ask_wait_time)$")
 # Digits glued to letters ("2019oo1") are a typo, not a number.
 _DIGIT_RUN = re.compile(r"(?<![0-9a-z])[0-9]+(?![0-9a-z])")
 
@@ -105,6 +107,8 @@ class ValidateVerificationForm(FormValidationAction):
         requested = tracker.get_slot("requested_slot")
         if not number and not last4:
             intent = (message.get("intent") or {}).get("name") or ""
+            if intent == "check_transfer_status" and requested:
+                return [SlotSet(requested, None)]  # asked again, no complaint
             if NOT_AN_ANSWER.match(intent) or requested is None:
                 return []  # a digression: let the rules answer it
         number = number or tracker.get_slot("member_number")

@@ -217,6 +217,11 @@ class TransferService:
             matches = hmac.compare_digest(expected.encode(), last4.encode())
             return member.id if member is not None and matches else None
 
+    def birth_year(self, member_no: str) -> Optional[int]:
+        """The birth year on file (the destination guide need not ask the age)."""
+        with self._transaction() as s:
+            return _member(s, member_no).birth_year
+
     def member_status(self, member_no: str) -> MemberStatus:
         now = self.clock()
         with self._transaction() as s:

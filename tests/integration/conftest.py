@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,21 @@ def webhook():
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+class Conversation:
+    """One sender talking to the assistant over REST; say() returns the replies' text."""
+
+    def __init__(self, url, sender=None):
+        self.url, self.sender = url, sender or uuid.uuid4().hex
+
+    def say(self, message):
+        reply = requests.post(self.url, json={"sender": self.sender, "message": message}, timeout=30)
+        assert reply.status_code == 200
+        return "\n".join(r.get("text", "") for r in reply.json())
+
+
+@pytest.fixture
+def new_chat(webhook):
+    """A fresh conversation; new_chat("sender-id") names the sender."""
+    return lambda sender=None: Conversation(webhook, sender)

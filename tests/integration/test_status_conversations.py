@@ -1,18 +1,5 @@
 """Whole conversations over REST: every demo member asks for their own request."""
-import uuid
-
 import pytest
-import requests
-
-
-class Conversation:
-    def __init__(self, url, sender=None):
-        self.url, self.sender = url, sender or uuid.uuid4().hex
-
-    def say(self, message):
-        reply = requests.post(self.url, json={"sender": self.sender, "message": message}, timeout=30)
-        assert reply.status_code == 200
-        return "\n".join(r.get("text", "") for r in reply.json())
 
 
 def verify(conversation, number, last4):
@@ -34,14 +21,14 @@ def verify(conversation, number, last4):
         ("2019007", "1122", ["孙*", "第 3 步（共 4 步）", "还有 14 天", "1 步因15天内未审核，已由系统默认审核通过"]),
     ],
 )
-def test_every_demo_member_gets_their_own_explanation(webhook, number, last4, expected):
-    reply = verify(Conversation(webhook), number, last4)
+def test_every_demo_member_gets_their_own_explanation(new_chat, number, last4, expected):
+    reply = verify(new_chat(), number, last4)
     for fact in expected:
         assert fact in reply, (fact, reply)
 
 
-def test_both_in_one_message_and_follow_ups(webhook):
-    chat = Conversation(webhook)
+def test_both_in_one_message_and_follow_ups(new_chat):
+    chat = new_chat()
     reply = chat.say("查询我的转接进度，编号２０１９００１ 尾号１２３４")
     assert "还有 11 天" in reply
     assert "0571-87000201" in chat.say("那我该找谁")
@@ -49,14 +36,14 @@ def test_both_in_one_message_and_follow_ups(webhook):
     assert "撤回" in chat.say("那我能撤回吗")
 
 
-def test_wrong_number_and_wrong_digits_get_the_same_reply(webhook):
-    wrong_number = verify(Conversation(webhook), "2099999", "1234")
-    wrong_digits = verify(Conversation(webhook), "2019001", "9999")
+def test_wrong_number_and_wrong_digits_get_the_same_reply(new_chat):
+    wrong_number = verify(new_chat(), "2099999", "1234")
+    wrong_digits = verify(new_chat(), "2019001", "9999")
     assert wrong_number == wrong_digits and "未能核实" in wrong_number
 
 
-def test_five_failures_lock_and_right_digits_then_do_not_help(webhook):
-    chat = Conversation(webhook)
+def test_five_failures_lock_and_right_digits_then_do_not_help(new_chat):
+    chat = new_chat()
     chat.say("帮我查一下我的转接进度")
     for _ in range(4):
         chat.say("2019001 0000")
@@ -65,23 +52,23 @@ def test_five_failures_lock_and_right_digits_then_do_not_help(webhook):
     assert "暂停" in chat.say("2019001 1234") or "张*" not in chat.say("查一下我的进度")
 
 
-def test_verification_belongs_to_one_conversation(webhook):
-    verify(Conversation(webhook, "member-a"), "2019001", "1234")
-    other = Conversation(webhook, "member-b")
+def test_verification_belongs_to_one_conversation(new_chat):
+    verify(new_chat("member-a"), "2019001", "1234")
+    other = new_chat("member-b")
     reply = other.say("帮我查一下我的转接进度")
     assert "团员编号" in reply and "张*" not in reply
 
 
 @pytest.mark.parametrize("bad", ["2019OO1", "'; DROP TABLE members; --", "9" * 1000, "abc"])
-def test_malformed_member_numbers_get_a_clear_prompt(webhook, bad):
-    chat = Conversation(webhook)
+def test_malformed_member_numbers_get_a_clear_prompt(new_chat, bad):
+    chat = new_chat()
     chat.say("帮我查一下我的转接进度")
     reply = chat.say(bad)
     assert "团员编号" in reply and "张" not in reply
 
 
-def test_a_question_during_verification_is_answered_then_asked_again(webhook):
-    chat = Conversation(webhook)
+def test_a_question_during_verification_is_answered_then_asked_again(new_chat):
+    chat = new_chat()
     chat.say("帮我查一下我的转接进度")
     reply = chat.say("忘记密码怎么办")
     assert "密码重置码" in reply and "团员编号" in reply
@@ -89,14 +76,14 @@ def test_a_question_during_verification_is_answered_then_asked_again(webhook):
     assert "第 1 步（共 4 步）" in chat.say("1357")
 
 
-def test_a_member_number_out_of_the_blue_starts_verification(webhook):
-    chat = Conversation(webhook)
+def test_a_member_number_out_of_the_blue_starts_verification(new_chat):
+    chat = new_chat()
     assert "后四位" in chat.say("2019006")
     assert "分配团支部" in chat.say("8642")
 
 
-def test_other_credentials_verify_anew(webhook):
-    chat = Conversation(webhook)
+def test_other_credentials_verify_anew(new_chat):
+    chat = new_chat()
     verify(chat, "2019001", "1234")
     assert "赵*" in chat.say("查询进度 2019004 1357")
     assert "未能核实" in chat.say("查询进度 2019003 0000")

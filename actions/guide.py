@@ -1,0 +1,162 @@
+"""The destination guide: the form asks what the decision table needs.
+
+Answers come as buttons (entities in the payload), as yes/no, or as free text
+that may carry several facts at once ("我在深圳一家私企上班，公司没有团组织");
+a later answer corrects an earlier one ("不对，我是劳务派遣"). An answer that
+fits nothing is asked again with buttons at most twice; then the member is
+offered a person rather than a guess.
+"""
+import datetime
+from typing import Any, Callable, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.domain_texts import DomainDict
+from actions.status import NOT_AN_ANSWER, BackendUnavailable, call_backend
+from bot.backend.rules import SPECIAL_PROVINCES
+from bot.backend.service import TransferService
+from bot.guide.table import Table, load_table
+from bot.nlu.text import normalize
+
+MAX_RETRIES = 2
+# Facts answered by a league_org entity; the situation decides which one.
+ORG_FACTS = ("employer_has_league_org", "user_unit_has_league_org")
+GUIDE_SLOTS = ("graduate_situation", "employer_has_league_org", "user_unit_has_league_org",
+               "party_member", "over_28", "holds_league_post", "guide_province",
+               "guide_retries", "guide_gave_up")
+
+
+def entity_values(message: Dict[Text, Any], entity: Text) -> List[Any]:
+    values = []
+    for item in message.get("entities") or []:
+        if item.get("entity") == entity and item.get("value") not in values:
+            values.append(item.get("value"))
+    return values
+
+
+def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
+                       situation: Optional[Text], table: Table) -> Dict[Text, Any]:
+    """The facts one message states; {"graduate_situation": None} if it contradicts itself."""
+    facts: Dict[Text, Any] = {}
+    situations = [s for s in entity_values(message, "graduate_situation")
+                  if table.is_valid("graduate_situation", s)]
+    if len(situations) > 1:
+        return {"graduate_situation": None}
+    if situations:
+        facts["graduate_situation"] = situations[0]
+        situation = situations[0]
+    # "不知道有没有团组织" is extracted as 未知: no answer, asked again.
+    org = [table.answer("league_org", v) for v in entity_values(message, "league_org")]
+    if len(org) == 1 and org[0] is not None:
+        org_fact = table.first_asked(list(ORG_FACTS), {"graduate_situation": situation})
+        facts[org_fact] = org[0]
+    party = [table.answer("party_member", v) for v in entity_values(message, "party_member")]
+    if len(party) == 1 and party[0] is not None:
+        facts["party_member"] = party[0]
+    over_limit = table.over_age_limit(normalize(message.get("text") or ""))
+    if over_limit is not None:
+        facts["over_28"] = over_limit
+    provinces = entity_values(message, "province")
+    if provinces:
+        facts["guide_province"] = provinces[-1]
+    intent = (message.get("intent") or {}).get("name")
+    if requested and requested not in facts and intent in ("affirm", "deny") \
+            and table.is_valid(requested, True):
+        facts[requested] = intent == "affirm"
+    return facts
+
+
+class ValidateDestinationForm(FormValidationAction):
+    def __init__(self, service: Optional[TransferService] = None,
+                 today: Callable[[], datetime.date] = datetime.date.today) -> None:
+        self.service = service or TransferService()
+        self.today = today
+        self.table = load_table()
+
+    def name(self) -> Text:
+        return "validate_destination_form"
+
+    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> List[Text]:
+        if tracker.get_slot("guide_gave_up"):
+            return []
+        return self.table.questions_needed(tracker.slots)
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        events = await self.known_facts(tracker) + await self.answer(dispatcher, tracker)
+        tracker.add_slots(events)
+        next_slot = await self.next_requested_slot(dispatcher, tracker, domain)
+        return events + ([next_slot] if next_slot else [])
+
+    async def known_facts(self, tracker: Tracker) -> List[EventType]:
+        """Facts the backend holds for a verified member are not asked again."""
+        member_no = tracker.get_slot("verified_member")
+        if not member_no or tracker.get_slot("over_28") is not None:
+            return []
+        try:
+            birth_year = await call_backend(self.service.birth_year, member_no)
+        except BackendUnavailable:
+            return []
+        if birth_year is None:
+            return []
+        return [SlotSet("over_28", self.today().year - birth_year >= self.table.age_limit)]
+
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+        message = tracker.latest_message or {}
+        requested = tracker.get_slot("requested_slot")
+        facts = facts_from_message(message, requested, tracker.get_slot("graduate_situation"), self.table)
+        if facts.get("graduate_situation", "") is None:
+            dispatcher.utter_message(response="utter_guide_contradiction")
+            return self.retry(tracker)
+        events: List[EventType] = []
+        situation = facts.get("graduate_situation")
+        if situation and situation != tracker.get_slot("graduate_situation"):
+            # A corrected situation makes its follow-up answers meaningless.
+            events += [SlotSet(fact, None) for fact in self.table.dependants("graduate_situation")
+                       if fact not in facts]
+        events += [SlotSet(fact, value) for fact, value in facts.items()]
+        if requested is None or requested in facts:
+            return events + ([SlotSet("guide_retries", 0)] if requested else [])
+        intent = (message.get("intent") or {}).get("name") or ""
+        if any(f != "guide_province" for f in facts):
+            return events  # other facts than the one asked
+        if intent == "start_destination_guide":
+            return events + [SlotSet(requested, None)]  # asked again, no complaint
+        if NOT_AN_ANSWER.match(intent):
+            return events  # a question for the rules to answer
+        dispatcher.utter_message(response="utter_guide_not_understood")
+        return events + self.retry(tracker)
+
+    @staticmethod
+    def retry(tracker: Tracker) -> List[EventType]:
+        retries = int(tracker.get_slot("guide_retries") or 0) + 1
+        if retries > MAX_RETRIES:
+            return [SlotSet("guide_gave_up", True), SlotSet("guide_retries", 0)]
+        return [SlotSet("guide_retries", retries),
+                SlotSet(tracker.get_slot("requested_slot") or "graduate_situation", None)]
+
+
+class ActionRecommendDestination(Action):
+    def __init__(self) -> None:
+        self.table = load_table()
+
+    def name(self) -> Text:
+        return "action_recommend_destination"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        reset = [SlotSet(slot, None) for slot in GUIDE_SLOTS]
+        if tracker.get_slot("guide_gave_up"):
+            dispatcher.utter_message(response="utter_guide_handoff")
+            return reset
+        destination = self.table.destination(tracker.slots)
+        if destination is None:
+            return reset
+        dispatcher.utter_message(response=f"utter_destination_{destination}")
+        province = tracker.get_slot("guide_province")
+        if province in SPECIAL_PROVINCES and self.table.names_an_organisation(destination):
+            dispatcher.utter_message(response="utter_destination_special_province", province=province)
+        return reset

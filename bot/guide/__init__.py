@@ -1,0 +1,1 @@
+"""Where a graduate's league relation goes: the decision table and its reading."""

@@ -1,0 +1,70 @@
+"""Reading the destination decision table (bot/guide/destinations.yml)."""
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+TABLE_FILE = Path(__file__).with_name("destinations.yml")
+Facts = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    questions: Tuple[Dict[str, Any], ...]
+    values: Dict[str, List[Any]]
+    rows: Tuple[Dict[str, Any], ...]
+    answers: Dict[str, Dict[str, bool]]
+    age_pattern: "re.Pattern[str]"
+    age_limit: int
+
+    def answer(self, entity: str, value: Any) -> Optional[bool]:
+        """The yes/no an extracted entity value means, or None if it means neither."""
+        return self.answers.get(entity, {}).get(value)
+
+    def over_age_limit(self, text: str) -> Optional[bool]:
+        match = self.age_pattern.search(text)
+        return int(match.group(1)) >= self.age_limit if match else None
+
+    def holds(self, condition: Mapping[str, List[Any]], facts: Facts) -> bool:
+        return all(facts.get(fact) in allowed for fact, allowed in condition.items())
+
+    def questions_needed(self, facts: Facts) -> List[str]:
+        """The facts still to ask, in order, given what is known."""
+        return [q["fact"] for q in self.questions
+                if facts.get(q["fact"]) is None and self.holds(q.get("ask_if", {}), facts)]
+
+    def all_questions(self, facts: Facts) -> List[str]:
+        """Every fact the table asks about for these facts, known or not."""
+        return [q["fact"] for q in self.questions if self.holds(q.get("ask_if", {}), facts)]
+
+    def destination(self, facts: Facts) -> Optional[str]:
+        """The destination once nothing more is needed, else None."""
+        if self.questions_needed(facts):
+            return None
+        return next((row["destination"] for row in self.rows if self.holds(row["when"], facts)), None)
+
+    def first_asked(self, candidates: List[str], facts: Facts) -> str:
+        """Of facts answered alike (has a league org?), the one these facts ask about."""
+        asked = self.all_questions(facts)
+        return next((c for c in candidates if c in asked), candidates[0])
+
+    def names_an_organisation(self, destination: str) -> bool:
+        row = next(row for row in self.rows if row["destination"] == destination)
+        return row.get("organisation", True)
+
+    def is_valid(self, fact: str, value: Any) -> bool:
+        return value in self.values.get(fact, [])
+
+    def dependants(self, fact: str) -> List[str]:
+        """Facts whose question depends on this one (to forget when it changes)."""
+        return [q["fact"] for q in self.questions if fact in q.get("ask_if", {})]
+
+
+@lru_cache(maxsize=None)
+def load_table(path: Path = TABLE_FILE) -> Table:
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return Table(tuple(data["questions"]), data["facts"], tuple(data["rows"]), data["answers"],
+                 re.compile(data["age_pattern"]), data["age_limit"])
