@@ -1,0 +1,298 @@
+/* 智慧团建 团组织关系转接助手: chat page.
+ *
+ * Talks to the REST channel on the same origin (POST /webhooks/rest/webhook,
+ * {"sender", "message"} -> [{"text", "buttons": [{"title", "payload"}]}]).
+ * Bot text is always inserted as text (textContent), never as HTML. The
+ * conversation (sender id and every message) lives in sessionStorage, so it
+ * survives reloads within the tab's session and is gone when the tab closes.
+ */
+(function () {
+  "use strict";
+
+  var STORE_KEY = "tuanjian-webchat-v1";
+  var WEBHOOK = "/webhooks/rest/webhook";
+  var TIMEOUT_MS = 30000;
+  var GREET = "/greet";
+  var NOTICE = {
+    network: "抱歉，暂时连接不上助手，请检查网络后再试一次。",
+    server: "抱歉，助手暂时无法回答，请稍后再试。",
+    rejected: "抱歉，这条消息没能发送（可能过长或格式有误），请修改后再试。",
+    noReply: "抱歉，助手没有给出回答，请换个说法再试一次。"
+  };
+
+  var log = document.getElementById("log");
+  var typing = document.getElementById("typing");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("input");
+  var sendButton = document.getElementById("send");
+  var restartButton = document.getElementById("restart");
+
+  var busy = false;
+  var generation = 0; // replies to a conversation cleared by 重新开始 are dropped
+
+  /* ---------- storage ---------- */
+
+  var storage = (function () {
+    try {
+      var probe = "__probe__";
+      window.sessionStorage.setItem(probe, probe);
+      window.sessionStorage.removeItem(probe);
+      return window.sessionStorage;
+    } catch (e) {
+      return null; // storage disabled: the conversation lives in this page only
+    }
+  })();
+
+  function newSender() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    var hex = "";
+    for (var i = 0; i < bytes.length; i++) {
+      hex += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+    }
+    return "web-" + hex;
+  }
+
+  function isString(value) {
+    return typeof value === "string";
+  }
+
+  function cleanButtons(buttons) {
+    if (!Array.isArray(buttons)) return [];
+    return buttons.filter(function (b) {
+      return b && isString(b.title) && isString(b.payload) && b.title && b.payload;
+    }).map(function (b) {
+      return { title: b.title, payload: b.payload };
+    });
+  }
+
+  function cleanMessage(m) {
+    if (!m || (m.from !== "user" && m.from !== "bot") || !isString(m.text)) return null;
+    var message = { from: m.from, text: m.text };
+    if (m.from === "bot") message.buttons = cleanButtons(m.buttons);
+    return message;
+  }
+
+  function load() {
+    if (!storage) return null;
+    try {
+      var saved = JSON.parse(storage.getItem(STORE_KEY) || "null");
+      if (!saved || !isString(saved.sender) || !saved.sender || !Array.isArray(saved.messages)) {
+        return null;
+      }
+      return {
+        sender: saved.sender,
+        messages: saved.messages.map(cleanMessage).filter(Boolean)
+      };
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function save() {
+    if (!storage) return;
+    try {
+      storage.setItem(STORE_KEY, JSON.stringify(state));
+    } catch (e) {
+      /* quota exceeded or storage gone: keep chatting without saving */
+    }
+  }
+
+  var state = load() || { sender: newSender(), messages: [] };
+
+  /* ---------- rendering ---------- */
+
+  var stickToEnd = true; // follow new messages unless the member scrolled up to read
+
+  function scrollToEnd() {
+    log.scrollTop = log.scrollHeight;
+    stickToEnd = true;
+  }
+
+  log.addEventListener("scroll", function () {
+    stickToEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  });
+
+  // Rotating the phone or opening its keyboard resizes the log: stay at the end.
+  window.addEventListener("resize", function () {
+    if (stickToEnd) scrollToEnd();
+  });
+
+  function appendNode(node) {
+    if (typing.parentNode === log) {
+      log.insertBefore(node, typing);
+    } else {
+      log.appendChild(node);
+    }
+  }
+
+  function renderMessage(message, index) {
+    var row = document.createElement("div");
+    row.className = "msg " + message.from;
+    row.setAttribute("data-index", String(index));
+
+    if (message.text) {
+      var bubble = document.createElement("div");
+      bubble.className = "bubble";
+      bubble.textContent = message.text;
+      row.appendChild(bubble);
+    }
+
+    if (message.from === "bot" && message.buttons && message.buttons.length) {
+      var chips = document.createElement("div");
+      chips.className = "chips";
+      chips.setAttribute("role", "group");
+      chips.setAttribute("aria-label", "快捷回复");
+      message.buttons.forEach(function (button) {
+        var chip = document.createElement("button");
+        chip.type = "button";
+        chip.className = "chip";
+        chip.textContent = button.title;
+        chip.addEventListener("click", function () {
+          if (chip.disabled) return;
+          send(button.payload, button.title);
+        });
+        chips.appendChild(chip);
+      });
+      row.appendChild(chips);
+    }
+    appendNode(row);
+  }
+
+  function renderNotice(text) {
+    var row = document.createElement("div");
+    row.className = "msg notice";
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    bubble.setAttribute("role", "alert");
+    bubble.textContent = text;
+    row.appendChild(bubble);
+    appendNode(row);
+    scrollToEnd();
+  }
+
+  // Quick replies work only on the latest answer: chips of the bot messages
+  // after the last user message are enabled, older ones are disabled.
+  function updateChips() {
+    var lastUser = -1;
+    state.messages.forEach(function (m, i) {
+      if (m.from === "user") lastUser = i;
+    });
+    var rows = log.querySelectorAll(".msg[data-index]");
+    for (var r = 0; r < rows.length; r++) {
+      var index = Number(rows[r].getAttribute("data-index"));
+      var live = index > lastUser && !busy;
+      var chips = rows[r].querySelectorAll(".chip");
+      for (var c = 0; c < chips.length; c++) chips[c].disabled = !live;
+    }
+  }
+
+  function addMessage(message) {
+    state.messages.push(message);
+    save();
+    renderMessage(message, state.messages.length - 1);
+  }
+
+  function renderAll() {
+    var rows = log.querySelectorAll(".msg");
+    for (var i = 0; i < rows.length; i++) log.removeChild(rows[i]);
+    state.messages.forEach(renderMessage);
+    updateChips();
+    scrollToEnd();
+  }
+
+  function setBusy(value) {
+    busy = value;
+    sendButton.disabled = value;
+    if (value) {
+      log.appendChild(typing);
+      typing.hidden = false;
+      log.setAttribute("aria-busy", "true");
+    } else {
+      typing.hidden = true;
+      log.removeAttribute("aria-busy");
+    }
+    updateChips();
+    scrollToEnd();
+  }
+
+  /* ---------- talking to the assistant ---------- */
+
+  function post(message) {
+    var controller = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, TIMEOUT_MS) : null;
+    return fetch(WEBHOOK, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sender: state.sender, message: message }),
+      credentials: "same-origin",
+      signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      if (!response.ok) {
+        var error = new Error("HTTP " + response.status);
+        error.notice = response.status >= 400 && response.status < 500 ? NOTICE.rejected : NOTICE.server;
+        throw error;
+      }
+      return response.json().catch(function () {
+        var error = new Error("bad JSON");
+        error.notice = NOTICE.server;
+        throw error;
+      });
+    }).finally(function () {
+      if (timer) clearTimeout(timer);
+    });
+  }
+
+  // Sends `message` to the assistant; `shown` is what the member sees as their
+  // own message (a button's title for its payload), or null to send silently.
+  function send(message, shown) {
+    if (busy) return;
+    var mine = generation;
+    if (shown !== null) addMessage({ from: "user", text: shown });
+    setBusy(true);
+    post(message).then(function (replies) {
+      if (mine !== generation) return;
+      if (!Array.isArray(replies)) throw Object.assign(new Error("not a list"), { notice: NOTICE.server });
+      var shownAny = false;
+      replies.forEach(function (reply) {
+        if (!reply) return;
+        var text = isString(reply.text) ? reply.text : "";
+        var buttons = cleanButtons(reply.buttons);
+        if (!text && !buttons.length) return;
+        addMessage({ from: "bot", text: text, buttons: buttons });
+        shownAny = true;
+      });
+      if (!shownAny && shown !== null) renderNotice(NOTICE.noReply);
+    }).catch(function (error) {
+      if (mine !== generation) return;
+      renderNotice((error && error.notice) || NOTICE.network);
+    }).finally(function () {
+      if (mine !== generation) return;
+      setBusy(false);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text || busy) return;
+    input.value = "";
+    send(text, text);
+  });
+
+  restartButton.addEventListener("click", function () {
+    generation += 1;
+    state = { sender: newSender(), messages: [] };
+    save();
+    setBusy(false);
+    var notices = log.querySelectorAll(".msg");
+    for (var i = 0; i < notices.length; i++) log.removeChild(notices[i]);
+    send(GREET, null);
+    input.focus();
+  });
+
+  renderAll();
+  if (!state.messages.length) {
+    send(GREET, null); // first open: the welcome menu, without a message of the member's
+  }
+})();
