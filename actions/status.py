@@ -24,6 +24,9 @@ from bot.nlu.text import normalize
 logger = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
+# Channels whose sender id is a lasting identity (the WeChat OpenID): a
+# verification there is remembered in the backend. A web session is not.
+BINDING_CHANNELS = ("wechat",)
 LOCK_SECONDS = 15 * 60
 BACKEND_TIMEOUT = 2.0
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
@@ -88,7 +91,9 @@ class ValidateVerificationForm(FormValidationAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        events = await self.check_credentials(dispatcher, tracker)
+        events = await self.restore_binding(tracker)
+        tracker.add_slots(events)
+        events += await self.check_credentials(dispatcher, tracker)
         tracker.add_slots(events)
         next_slot = await self.next_requested_slot(dispatcher, tracker, domain)
         return events + ([next_slot] if next_slot else [])
@@ -122,6 +127,19 @@ class ValidateVerificationForm(FormValidationAction):
             return [SlotSet("member_number", number)]
         return await self.verify(dispatcher, tracker, number, last4)
 
+    async def restore_binding(self, tracker: Tracker) -> List[EventType]:
+        """A WeChat member verified on an earlier visit is not asked again."""
+        channel = tracker.get_latest_input_channel()
+        if channel not in BINDING_CHANNELS or tracker.get_slot("is_verified"):
+            return []
+        try:
+            member_no = await call_backend(self.service.bound_member, channel, tracker.sender_id)
+        except BackendUnavailable:
+            return []
+        if member_no is None:
+            return []
+        return [SlotSet("verified_member", member_no), SlotSet("is_verified", True)]
+
     async def verify(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      number: Text, last4: Text) -> List[EventType]:
         try:
@@ -129,6 +147,12 @@ class ValidateVerificationForm(FormValidationAction):
         except BackendUnavailable:
             return [SlotSet("member_number", None), SlotSet("phone_last4", None),
                     SlotSet("lookup_failed", True)]
+        channel = tracker.get_latest_input_channel()
+        if member_id is not None and channel in BINDING_CHANNELS:
+            try:
+                await call_backend(self.service.bind, channel, tracker.sender_id, number)
+            except BackendUnavailable:
+                pass  # verified all the same; only the next visit asks again
         if member_id is not None:
             return [SlotSet("member_number", number), SlotSet("phone_last4", last4),
                     SlotSet("verified_member", number), SlotSet("is_verified", True),
@@ -262,3 +286,25 @@ class ActionStatusFollowup(StatusLookup, Action):
             for message in status_messages(status, domain):
                 dispatcher.utter_message(**message)
         return []
+
+
+class ActionUnbind(Action):
+    """"解除绑定": forget the OpenID <-> member binding and this verification."""
+
+    def __init__(self, service: Optional[TransferService] = None) -> None:
+        self.service = service or TransferService()
+
+    def name(self) -> Text:
+        return "action_unbind"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        channel = tracker.get_latest_input_channel()
+        if channel in BINDING_CHANNELS:
+            try:
+                await call_backend(self.service.unbind, channel, tracker.sender_id)
+            except BackendUnavailable:
+                dispatcher.utter_message(response="utter_status_unavailable")
+                return []
+        dispatcher.utter_message(response="utter_unbound")
+        return [SlotSet("is_verified", False), SlotSet("verified_member", None)]

@@ -29,6 +29,7 @@ MODEL = ROOT / "models" / "tuanjian.tar.gz"
 TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
 TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
 RASA_PORT, ACTION_PORT = 5105, 5155
+WECHAT_TOKEN = "benchmark-token"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -114,7 +115,8 @@ class Servers:
             ["rasa", "run", "actions", "--port", str(ACTION_PORT)], env=env, **quiet)
         self.rasa = subprocess.Popen(
             ["rasa", "run", "--model", str(MODEL), "--port", str(RASA_PORT),
-             "--endpoints", str(endpoints), "--credentials", "credentials.yml"], **quiet)
+             "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+            env=dict(os.environ, WECHAT_TOKEN=WECHAT_TOKEN), **quiet)
         self.procs = [self.actions, self.rasa]
         return self
 
@@ -186,7 +188,38 @@ async def verified_status_latencies(turns: int) -> List[float]:
     return latencies
 
 
-async def rest_figures(texts: List[str]) -> Dict[str, object]:
+def wechat_request(text: str, openid: str) -> Dict[str, object]:
+    """A signed plain-mode text message, as WeChat posts it."""
+    from wechatpy.utils import WeChatSigner
+
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    signer = WeChatSigner()
+    signer.add_data(WECHAT_TOKEN, timestamp, nonce)
+    body = (f"<xml><ToUserName><![CDATA[gh_benchmark]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{timestamp}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+            f"<MsgId>{uuid.uuid4().int % 10**18}</MsgId></xml>")
+    return {"params": {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce},
+            "data": body.encode("utf-8")}
+
+
+async def wechat_latencies(texts: List[str], turns: int) -> List[float]:
+    """POST to passive reply on the WeChat webhook, one sender, FAQ messages."""
+    url = f"http://127.0.0.1:{RASA_PORT}/webhooks/wechat/webhook"
+    latencies: List[float] = []
+    openid = "o" + uuid.uuid4().hex
+    async with aiohttp.ClientSession() as session:
+        for i in range(turns):
+            request = wechat_request(texts[i % len(texts)], openid)
+            t0 = time.perf_counter()
+            async with session.post(url, **request) as r:
+                body = await r.text()
+                assert r.status == 200 and "<Content>" in body, (r.status, body[:200])
+            latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+async def rest_figures(texts: List[str], gold: List[str]) -> Dict[str, object]:
     with Servers() as servers:
         async with aiohttp.ClientSession() as session:
             await wait_until_up(session)
@@ -194,7 +227,10 @@ async def rest_figures(texts: List[str]) -> Dict[str, object]:
         one = await load_test(texts, 1, 200)
         twenty = await load_test(texts, 20, 30)
         status = await verified_status_latencies(100)
-        return {"one": one, "twenty": twenty, "status": status, "rss_mb": servers.rss_mb()}
+        faqs = [t for t, g in zip(texts, gold) if g.startswith("faq_")]
+        wechat = await wechat_latencies(faqs, 100)
+        return {"one": one, "twenty": twenty, "status": status, "wechat": wechat,
+                "rss_mb": servers.rss_mb()}
 
 
 def report(args) -> Dict[str, object]:
@@ -216,7 +252,7 @@ def report(args) -> Dict[str, object]:
     out["load_seconds"] = ours["load_seconds"]
     out["parse_latencies"] = ours["latencies"]
     if not args.no_rest:
-        out["rest"] = asyncio.run(rest_figures(texts))
+        out["rest"] = asyncio.run(rest_figures(texts, gold))
     return out
 
 
@@ -249,6 +285,7 @@ def print_report(r: Dict[str, object]) -> None:
         print(f"REST turn, 1 sender      {ms(rest['one']['latencies'])}")
         print(f"REST turn, 20 senders    {ms(rest['twenty']['latencies'])}, {rest['twenty']['per_second']:.1f} messages/s")
         print(f"REST own status, verified member, 1 sender  {ms(rest['status'])}")
+        print(f"WeChat FAQ, POST to passive reply, 1 sender  {ms(rest['wechat'])}")
         print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))
 
 

@@ -134,3 +134,20 @@ class TransferEvent(Base):
     detail = Column(JSON, nullable=True)
 
     request = relationship(TransferRequest, back_populates="events")
+
+
+class ChannelBinding(Base):
+    """A chat channel's user id (a WeChat OpenID) bound to a verified member."""
+
+    __tablename__ = "channel_bindings"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_channel_bindings_channel_external_id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    external_id = Column(String(128), nullable=False)
+    member_id = Column(Integer, ForeignKey("members.id"), nullable=False, index=True)
+    created_at = Column(UTCDateTime, nullable=False)
+
+    member = relationship(Member)

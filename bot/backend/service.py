@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.backend import rules
 from bot.backend.db import get_sessionmaker
-from bot.backend.models import ApprovalStep, Member, Organisation, TransferEvent, TransferRequest
+from bot.backend.models import (
+    ApprovalStep, ChannelBinding, Member, Organisation, TransferEvent, TransferRequest,
+)
 from bot.backend.rules import DomainError
 
 
@@ -253,6 +256,37 @@ class TransferService:
             return _status(member, view, steps, chain, contact_org,
                            rules.member_actions(req.status, withdrawable))
 
+    # -- channel bindings (a WeChat OpenID stays verified) -----------------
+
+    def bind(self, channel: str, external_id: str, member_no: str) -> None:
+        """Bind the channel's user id to the member, replacing an earlier binding."""
+        _check_binding_key(channel, external_id)
+        now = self.clock()
+        with self._transaction() as s:
+            member = _member(s, member_no)
+            # INSERT .. ON CONFLICT: two concurrent binds of one id cannot both insert.
+            insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[s.get_bind().dialect.name]
+            statement = insert(ChannelBinding).values(
+                channel=channel, external_id=external_id, member_id=member.id, created_at=now)
+            s.execute(statement.on_conflict_do_update(
+                index_elements=["channel", "external_id"],
+                set_={"member_id": statement.excluded.member_id, "created_at": statement.excluded.created_at}))
+
+    def unbind(self, channel: str, external_id: str) -> bool:
+        """Remove the binding; False when there was none."""
+        with self._transaction() as s:
+            result = s.execute(delete(ChannelBinding).where(
+                ChannelBinding.channel == channel, ChannelBinding.external_id == external_id))
+            return result.rowcount > 0
+
+    def bound_member(self, channel: str, external_id: str) -> Optional[str]:
+        """The member number bound to the channel's user id, or None."""
+        with self._transaction() as s:
+            return s.execute(
+                select(Member.member_no).join(ChannelBinding, ChannelBinding.member_id == Member.id)
+                .where(ChannelBinding.channel == channel, ChannelBinding.external_id == external_id)
+            ).scalar_one_or_none()
+
     # -- internals ---------------------------------------------------------
 
     def _new_request(self, s: Session, member: Member, kind: str, to_org: Organisation,
@@ -309,6 +343,12 @@ def _member(s: Session, member_no: str, lock: bool = False) -> Member:
     if member is None:
         raise DomainError("unknown_member", "no such member number")
     return member
+
+
+def _check_binding_key(channel: str, external_id: str) -> None:
+    if not (isinstance(channel, str) and 0 < len(channel) <= 32
+            and isinstance(external_id, str) and 0 < len(external_id) <= 128):
+        raise DomainError("bad_binding", "channel must be 1-32 and external id 1-128 characters")
 
 
 def _organisation(s: Session, name: str) -> Organisation:

@@ -103,11 +103,11 @@ class WebChatInput(InputChannel):
                 body, content_type=CONTENT_TYPES[path.suffix], headers=SECURITY_HEADERS
             )
 
-        @web.route("/", methods=["GET"])
+        @web.route("/", methods=["GET", "HEAD"])
         async def page(request: Request) -> HTTPResponse:
             return serve(PAGE)
 
-        @web.route("/static/<name>", methods=["GET"])
+        @web.route("/static/<name>", methods=["GET", "HEAD"])
         async def asset(request: Request, name: Text) -> HTTPResponse:
             return serve(name)
 

@@ -306,9 +306,9 @@ class WeChatInput(InputChannel):
 def _text_for_rasa(message: BaseMessage, is_event: bool) -> Optional[Text]:
     """What the message says to Rasa; None when it starts no turn."""
     if is_event:
-        # wechatpy gives unknown events type "unknown", hence is_event
-        return SUBSCRIBE_PAYLOAD if message.type == "event" and message.event in ("subscribe", "subscribe_scan") \
-            else None
+        # wechatpy types an unknown event "unknown", so the raw MsgType decides
+        subscribed = getattr(message, "event", None) in ("subscribe", "subscribe_scan")
+        return SUBSCRIBE_PAYLOAD if subscribed else None
     if message.type == "text":
         return message.content or ""
     return NON_TEXT_PAYLOAD

@@ -260,3 +260,42 @@ async def test_other_credentials_in_a_verified_conversation_verify_anew(service,
                                      is_verified=True, verified_member="2019001")
     assert messages == ["utter_verification_failed"]
     assert slots["is_verified"] is False and slots["verified_member"] is None
+
+
+def wechat_tracker(text="", intent="inform", sender="openid-1", **slots):
+    latest = {"text": text, "intent": {"name": intent}, "intent_ranking": []}
+    events = [{"event": "user", "text": text, "input_channel": "wechat"}]
+    return Tracker(sender, slots, latest, events, False, None,
+                   {"name": "verification_form"}, "action_listen")
+
+
+async def test_wechat_verification_is_remembered_for_the_next_visit(service, demo, domain_dict):
+    action = ValidateVerificationForm(service, clock=lambda: EPOCH)
+    dispatcher = CollectingDispatcher()
+    await action.run(dispatcher, wechat_tracker("2019001 1234", requested_slot="member_number"), domain_dict)
+    assert service.bound_member("wechat", "openid-1") == "2019001"
+    # Next visit: a new conversation of the same OpenID is verified at once.
+    events = await action.run(CollectingDispatcher(), wechat_tracker("查一下我的进度", "check_transfer_status"),
+                              domain_dict)
+    assert slots_of(events)["verified_member"] == "2019001"
+    # Another OpenID is not.
+    events = await action.run(CollectingDispatcher(), wechat_tracker("查一下我的进度", "check_transfer_status",
+                                                                      sender="openid-2"), domain_dict)
+    assert "verified_member" not in slots_of(events)
+
+
+async def test_web_and_rest_verifications_are_not_remembered(service, demo, domain_dict):
+    await validate(service, domain_dict, "2019001 1234", requested_slot="member_number")
+    assert service.bound_member("rest", "member") is None
+
+
+async def test_unbind_forgets_the_binding(service, demo, domain_dict):
+    from actions.status import ActionUnbind
+
+    service.bind("wechat", "openid-1", "2019001")
+    dispatcher = CollectingDispatcher()
+    events = await ActionUnbind(service).run(dispatcher, wechat_tracker("解除绑定", "unbind",
+                                                                        is_verified=True), domain_dict)
+    assert service.bound_member("wechat", "openid-1") is None
+    assert [m["response"] for m in dispatcher.messages] == ["utter_unbound"]
+    assert slots_of(events) == {"is_verified": False, "verified_member": None}

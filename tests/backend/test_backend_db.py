@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_migration_matches_the_models(connection):
     context = MigrationContext.configure(connection)
     assert compare_metadata(context, Base.metadata) == []
-    assert context.get_current_revision() == "0001"
+    head = ScriptDirectory.from_config(db._alembic_config()).get_current_head()
+    assert context.get_current_revision() == head == "0002"
 
 
 def test_foreign_keys_are_enforced(sessions):
