@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up, train if needed, start the action server and the Rasa server (REST
-# API on :5005), and chat in this terminal. Without a terminal it just serves.
+# Set up, train if needed, load the demo data into an empty database, start the
+# action server and the Rasa server (REST, web chat page, WeChat on :5005),
+# print the chat page's address and chat in this terminal. Without a terminal
+# it just serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,15 +12,19 @@ train_if_needed
 # migrations and the demo data on first run; TUANJIAN_DATABASE_URL points elsewhere.
 python -m bot.backend.demo
 
-rasa run actions --port 5055 --actions actions &
+mkdir -p var
+rasa run actions --port 5055 --actions actions > var/actions.log 2>&1 &
 ACTIONS_PID=$!
-trap 'kill $ACTIONS_PID 2>/dev/null || true' EXIT
-
-SERVER_ARGS=(--model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml
-             --port 5005 --enable-api --cors "*")
+rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
+  --port 5005 --enable-api --cors "*" > var/rasa.log 2>&1 &
+SERVER_PID=$!
+trap 'kill $SERVER_PID $ACTIONS_PID 2>/dev/null || true' EXIT
+echo "Logs: var/rasa.log, var/actions.log"
+# Waits for the server and prints the chat page's address; in a terminal it
+# also chats there over REST (/stop to quit).
 if [ -t 0 ]; then
-  echo "Chat below (REST API at http://localhost:5005/webhooks/rest/webhook); /stop to quit."
-  rasa shell "${SERVER_ARGS[@]}"
+  python -m bot.channels.web --server http://localhost:5005 --chat
 else
-  rasa run "${SERVER_ARGS[@]}"
+  python -m bot.channels.web --server http://localhost:5005
+  wait $SERVER_PID
 fi

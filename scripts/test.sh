@@ -11,7 +11,10 @@ rasa data validate --domain domain --data data --config config.yml --quiet
 echo "== train (only if data, domain or config changed)"
 train_if_needed
 
-echo "== unit and integration tests"
+echo "== browser test dependencies (Debian's chromium, a Chinese font)"
+scripts/browser_deps.sh
+
+echo "== unit, integration and browser tests"
 python -m pytest -q tests
 
 echo "== conversation tests"
