@@ -1,24 +1,33 @@
-"""Declarative models of organisations, members and transfer requests."""
+"""Declarative models of organisations, members and transfer requests;
+help-desk tickets and FAQ ratings."""
 from __future__ import annotations
 
 from datetime import timezone
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
 from bot.backend import rules
+
+TICKET_STATUSES = ("open", "closed")
+TICKET_REASONS = ("request_human", "fallbacks", "not_helpful")
+MESSAGE_AUTHORS = ("member", "staff")
+RATING_VALUES = ("up", "down")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -151,3 +160,55 @@ class ChannelBinding(Base):
     created_at = Column(UTCDateTime, nullable=False)
 
     member = relationship(Member)
+
+
+class Ticket(Base):
+    """A conversation handed to staff; the assistant stays silent while it is open."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # At most one open ticket per conversation, also under concurrent opens.
+        Index("uq_tickets_open_conversation", "channel", "sender_id", unique=True,
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+    )
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    member_no = Column(String(32), nullable=True)  # when the member had verified
+    question = Column(Text, nullable=False)
+    transcript = Column(JSON, nullable=False)  # [{"who": "member"|"bot", "text", "at"}]
+    reason = Column(string_enum(TICKET_REASONS, "ticket_reason"), nullable=False)
+    status = Column(string_enum(TICKET_STATUSES, "ticket_status"), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False)
+    closed_at = Column(UTCDateTime, nullable=True)
+
+    messages = relationship("TicketMessage", order_by="TicketMessage.id", back_populates="ticket")
+
+
+class TicketMessage(Base):
+    """A member's message while the ticket is open, or a staff reply."""
+
+    __tablename__ = "ticket_messages"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
+    author = Column(string_enum(MESSAGE_AUTHORS, "message_author"), nullable=False)
+    text = Column(Text, nullable=False)
+    at = Column(UTCDateTime, nullable=False)
+    delivered = Column(Boolean, nullable=False)
+
+    ticket = relationship(Ticket, back_populates="messages")
+
+
+class Rating(Base):
+    """👍/👎 on an FAQ answer, with the conversation it was given in."""
+
+    __tablename__ = "ratings"
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    faq = Column(String(64), nullable=False, index=True)
+    value = Column(string_enum(RATING_VALUES, "rating_value"), nullable=False)
+    at = Column(UTCDateTime, nullable=False)

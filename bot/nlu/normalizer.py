@@ -1,7 +1,7 @@
 """Rasa graph component that normalises message text before tokenisation."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -31,7 +31,10 @@ class ChineseTextNormalizer(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> ChineseTextNormalizer:
-        return cls()
+        return cls(config.get("emoji_words") or {})
+
+    def __init__(self, emoji_words: Optional[Dict[Text, Text]] = None) -> None:
+        self.emoji_words = emoji_words or {}
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self.process(training_data.training_examples)
@@ -41,5 +44,5 @@ class ChineseTextNormalizer(GraphComponent):
         for message in messages:
             text = message.get(TEXT)
             if text is not None:
-                message.set(TEXT, normalize(text))
+                message.set(TEXT, normalize(text, self.emoji_words))
         return messages

@@ -8,6 +8,7 @@ import html
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Mapping, Optional
 
 import emoji
 import opencc
@@ -29,12 +30,17 @@ def _converter() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
-def normalize(text: str) -> str:
-    """Return the canonical form of a member's message ('' if it has no words)."""
+def normalize(text: str, emoji_words: Optional[Mapping[str, str]] = None) -> str:
+    """Return the canonical form of a member's message ('' if it has no words).
+
+    `emoji_words` reads some emoji as words first (👎 → a word for "no use").
+    """
     if not text:
         return ""
     text = html.unescape(text)
     text = _TAG.sub(" ", text)
+    for symbol, word in (emoji_words or {}).items():
+        text = text.replace(symbol, f" {word} ")
     text = emoji.replace_emoji(text, replace=" ")
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)

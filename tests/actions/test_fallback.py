@@ -21,14 +21,14 @@ RANKING = [
 ]
 
 
-def run(text, ranking, domain):
+async def run(text, ranking, domain):
     dispatcher = CollectingDispatcher()
-    events = ActionSuggestFaqs().run(dispatcher, tracker_with(text, ranking), domain)
+    events = await ActionSuggestFaqs().run(dispatcher, tracker_with(text, ranking), domain)
     return dispatcher.messages, events
 
 
-def test_suggests_the_three_likeliest_topics_then_escapes(domain_dict):
-    messages, events = run("那个审批的事", RANKING, domain_dict)
+async def test_suggests_the_three_likeliest_topics_then_escapes(domain_dict):
+    messages, events = await run("那个审批的事", RANKING, domain_dict)
     assert events == []
     assert len(messages) == 1
     assert messages[0]["response"] == "utter_did_you_mean"
@@ -42,8 +42,8 @@ def test_suggests_the_three_likeliest_topics_then_escapes(domain_dict):
     ]
 
 
-def test_button_titles_come_from_the_domain(domain_dict):
-    messages, _ = run("那个审批的事", RANKING, domain_dict)
+async def test_button_titles_come_from_the_domain(domain_dict):
+    messages, _ = await run("那个审批的事", RANKING, domain_dict)
     titles = [b["title"] for b in messages[0]["buttons"]]
     expected = [domain_dict["responses"][f"utter_topic_{p[1:]}"][0]["text"]
                 for p in (b["payload"] for b in messages[0]["buttons"])]
@@ -51,14 +51,14 @@ def test_button_titles_come_from_the_domain(domain_dict):
     assert all(titles)
 
 
-def test_only_escapes_when_nothing_is_suggestable(domain_dict):
+async def test_only_escapes_when_nothing_is_suggestable(domain_dict):
     ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "greet", "confidence": 0.1}]
-    messages, _ = run("嗯", ranking, domain_dict)
+    messages, _ = await run("嗯", ranking, domain_dict)
     assert [b["payload"] for b in messages[0]["buttons"]] == ["/deny", "/request_human"]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "😀😀", "？？？", "<p></p>"])
-def test_unreadable_message_asks_for_words(domain_dict, text):
-    messages, events = run(text, RANKING, domain_dict)
+async def test_unreadable_message_asks_for_words(domain_dict, text):
+    messages, events = await run(text, RANKING, domain_dict)
     assert [m["response"] for m in messages] == ["utter_empty_message"]
     assert events == []

@@ -21,6 +21,7 @@ MODEL = ROOT / "models" / "tuanjian.tar.gz"
 CREDENTIALS = """\
 bot.channels.rest.RestInput:
 bot.channels.web.WebChatInput:
+bot.channels.staff.StaffInput:
 """
 
 
@@ -57,7 +58,7 @@ def server():
                          stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
         subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
                           "--endpoints", str(endpoints), "--credentials", str(credentials)],
-                         cwd=ROOT, stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+                         cwd=ROOT, env=env, stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
     ]
     base = f"http://127.0.0.1:{rasa_port}"
     try:

@@ -13,6 +13,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "tuanjian.tar.gz"
+STAFF_TOKEN = "integration-staff-token"
 
 
 def free_port() -> int:
@@ -36,7 +37,8 @@ def webhook():
                          stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
         subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
                           "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-                         cwd=ROOT, stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+                         cwd=ROOT, env=dict(env, STAFF_API_TOKEN=STAFF_TOKEN),
+                         stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
     ]
     url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
     try:

@@ -11,6 +11,9 @@
 
   var STORE_KEY = "tuanjian-webchat-v1";
   var WEBHOOK = "/webhooks/rest/webhook";
+  // Replies a help-desk staff member wrote to this conversation (ticket open).
+  var STAFF_INBOX = "/webhooks/staff/inbox?sender=";
+  var INBOX_EVERY_MS = 5000;
   var TIMEOUT_MS = 30000;
   var GREET = "/greet";
   var NOTICE = {
@@ -290,6 +293,21 @@
     send(GREET, null);
     input.focus();
   });
+
+  function pollStaffReplies() {
+    var mine = generation;
+    fetch(STAFF_INBOX + encodeURIComponent(state.sender), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (mine !== generation || !body) return;
+        var replies = Array.isArray(body) ? body : body.replies;
+        (replies || []).forEach(function (text) {
+          if (isString(text) && text) addMessage({ from: "bot", text: text, buttons: [] });
+        });
+      })
+      .catch(function () { /* the next poll tries again */ });
+  }
+  setInterval(pollStaffReplies, INBOX_EVERY_MS);
 
   renderAll();
   if (!state.messages.length) {

@@ -1,0 +1,301 @@
+"""Staff help desk: a JSON API on the tickets and a small page, under /webhooks/staff/.
+
+Staff routes need `Authorization: Bearer <STAFF_API_TOKEN>` (compared in
+constant time); without the variable they answer 503, with a missing or wrong
+token 401 and nothing else:
+
+    GET  /webhooks/staff/tickets               open tickets, oldest first
+    GET  /webhooks/staff/tickets/<id>          one ticket, transcript and messages
+    POST /webhooks/staff/tickets/<id>/reply    {"text": "..."} (1-2000 characters)
+    POST /webhooks/staff/tickets/<id>/close    the assistant answers that conversation again
+
+A reply reaches the member through the channel of the ticket: "wechat" through
+the customer-service API (WECHAT_APP_ID / WECHAT_APP_SECRET, like the WeChat
+channel), any other channel (rest, web) is stored undelivered and fetched by the
+chat page from the member-side route GET /webhooks/staff/inbox?sender=<id>
+(no staff token; the sender id is the conversation's own secret). Closing a
+ticket clears the tracker slot `handoff_ticket` of that conversation.
+
+The page: GET /webhooks/staff/ and /webhooks/staff/static/<file> (staff_static/).
+Refusals are JSON {"error": code, "reason": text}; a refused request stores nothing.
+"""
+import asyncio
+import functools
+import hmac
+import inspect
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.backend.rules import DomainError
+from bot.backend.tickets import TicketService, reply_text
+from bot.channels.wechat import ENV as WECHAT_ENV, CustomerServiceClient
+from bot.channels.web import CONTENT_TYPES, SECURITY_HEADERS, servable_files
+from bot.channels.wechat_render import MAX_TEXT_BYTES, split_text
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "STAFF_API_TOKEN"
+STATIC_DIR = Path(__file__).resolve().parent / "staff_static"
+PAGE = "index.html"
+HANDOFF_SLOT = "handoff_ticket"
+INBOX_CHANNELS = ("rest", "web")  # the web page talks to the REST channel
+MAX_BODY_BYTES = 64 * 1024
+MAX_SENDER_CHARS = 128
+PREFIX_RESPONSE = "utter_staff_reply_prefix"  # optional: put right before a reply sent by WeChat
+_ID = re.compile(r"^[1-9][0-9]{0,8}$")
+STATUS = {
+    "unknown_ticket": 404,
+    "unknown_message": 404,
+    "ticket_closed": 409,
+    "bad_text": 400,
+    "empty_text": 400,
+    "text_too_long": 413,
+}
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+# resume(channel, sender_id): make the assistant answer the conversation again.
+Resume = Callable[[Text, Text], Union[bool, None, Awaitable[Optional[bool]]]]
+
+
+def _json(body: Any, status: int = 200, **headers: Text) -> HTTPResponse:
+    return response.json(body, status=status, headers={**JSON_HEADERS, **headers})
+
+
+def _error(status: int, code: Text, reason: Text) -> HTTPResponse:
+    return _json({"error": code, "reason": reason}, status)
+
+
+class _Refused(Exception):
+    def __init__(self, reply: HTTPResponse):
+        super().__init__()
+        self.reply = reply
+
+
+async def resume_in_tracker(app: Any, channel: Text, sender_id: Text) -> bool:
+    """Clear `handoff_ticket` in the conversation's tracker (Rasa 3.6: the agent
+    is `app.ctx.agent`, set when the server has loaded the model)."""
+    agent = getattr(app.ctx, "agent", None)
+    if agent is None or getattr(agent, "tracker_store", None) is None:
+        logger.info("no Rasa agent: %s conversation %s not resumed in its tracker", channel, sender_id)
+        return False
+    async with agent.lock_store.lock(sender_id):
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        if tracker is None:
+            logger.info("no tracker for %s conversation %s: nothing to resume", channel, sender_id)
+            return False
+        tracker.update(SlotSet(HANDOFF_SLOT, None))
+        await agent.tracker_store.save(tracker)
+    return True
+
+
+class StaffInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "staff"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "StaffInput":
+        credentials = credentials or {}
+        return cls(token=os.environ.get(TOKEN_ENV) or None,
+                   app_id=os.environ.get(WECHAT_ENV["app_id"]) or None,
+                   app_secret=os.environ.get(WECHAT_ENV["app_secret"]) or None,
+                   api_base_url=credentials.get("wechat_api_base_url"),
+                   domain=credentials.get("domain") or "domain")
+
+    def __init__(
+        self,
+        token: Optional[Text] = None,
+        service: Optional[TicketService] = None,
+        wechat_client: Any = None,
+        app_id: Optional[Text] = None,
+        app_secret: Optional[Text] = None,
+        api_base_url: Optional[Text] = None,
+        resume: Optional[Resume] = None,
+        domain: Union[Domain, Text, Path, None] = None,
+    ) -> None:
+        """`wechat_client`: anything with `.message.send_text(openid, text)`, by
+        default a CustomerServiceClient on `api_base_url` (WeChat's when None).
+        `resume`: called with (channel, sender_id) after a close; by default
+        `resume_in_tracker` on the running Rasa server."""
+        self.token = token
+        self.service = service or TicketService()
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.api_base_url = api_base_url
+        self.resume = resume
+        self._wechat_client = wechat_client
+        if domain is not None and not isinstance(domain, Domain):
+            domain = Domain.load(str(domain))
+        prefix = ((domain.responses.get(PREFIX_RESPONSE) if domain else None) or [{}])[0].get("text")
+        self.reply_prefix: Optional[Text] = prefix or None
+        if not token:
+            logger.warning("staff API not configured (%s missing): answering 503", TOKEN_ENV)
+
+    # -- routes ----------------------------------------------------------------
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        files = servable_files(STATIC_DIR)
+        if PAGE not in files:
+            raise FileNotFoundError(f"the staff page is missing: {STATIC_DIR / PAGE}")
+        staff = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        def serve(name: Text) -> HTTPResponse:
+            path = files.get(name)
+            if path is None:
+                return response.text("not found", status=404, headers=SECURITY_HEADERS)
+            return response.raw(path.read_bytes(), content_type=CONTENT_TYPES[path.suffix],
+                                headers=SECURITY_HEADERS)
+
+        @staff.route("/", methods=["GET", "HEAD"])
+        async def page(request: Request) -> HTTPResponse:
+            return serve(PAGE)
+
+        @staff.route("/static/<name>", methods=["GET", "HEAD"])
+        async def asset(request: Request, name: Text) -> HTTPResponse:
+            return serve(name)
+
+        @staff.route("/inbox", methods=["GET"])
+        async def inbox(request: Request) -> HTTPResponse:
+            sender = request.args.get("sender") or ""
+            if not 0 < len(sender) <= MAX_SENDER_CHARS:
+                return _error(400, "bad_sender", f"'sender' must be 1 to {MAX_SENDER_CHARS} characters")
+            return await self._guarded(self._inbox, sender)
+
+        @staff.route("/tickets", methods=["GET"])
+        async def tickets(request: Request) -> HTTPResponse:
+            return await self._guarded(self._list, request=request)
+
+        @staff.route("/tickets/<ticket_id>", methods=["GET"])
+        async def ticket(request: Request, ticket_id: Text) -> HTTPResponse:
+            return await self._guarded(self._get, ticket_id, request=request)
+
+        @staff.route("/tickets/<ticket_id>/reply", methods=["POST"])
+        async def reply(request: Request, ticket_id: Text) -> HTTPResponse:
+            return await self._guarded(self._reply, request, ticket_id, request=request)
+
+        @staff.route("/tickets/<ticket_id>/close", methods=["POST"])
+        async def close(request: Request, ticket_id: Text) -> HTTPResponse:
+            return await self._guarded(self._close, request, ticket_id, request=request)
+
+        return staff
+
+    async def _guarded(self, handler: Callable[..., Awaitable[HTTPResponse]], *args: Any,
+                       request: Optional[Request] = None) -> HTTPResponse:
+        """Authorise (when `request` is given: a staff route), then run the
+        handler, turning refusals into JSON errors."""
+        try:
+            if request is not None:
+                self._authorise(request)
+            return await handler(*args)
+        except _Refused as refused:
+            return refused.reply
+        except DomainError as error:
+            return _error(STATUS.get(error.code, 400), error.code, str(error))
+        except SQLAlchemyError:
+            logger.exception("ticket backend failed")
+            return _error(503, "backend_unavailable", "the ticket backend is unavailable, try again")
+
+    def _authorise(self, request: Request) -> None:
+        if not self.token:
+            raise _Refused(_error(503, "not_configured", f"staff API not configured: {TOKEN_ENV} is not set"))
+        scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+        ok = hmac.compare_digest(given.strip().encode("utf-8"), self.token.encode("utf-8"))
+        if not (scheme.lower() == "bearer" and ok):
+            raise _Refused(_json({"error": "unauthorized"}, 401, **{"WWW-Authenticate": "Bearer"}))
+
+    async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """A (blocking) service call, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(method, *args))
+
+    # -- handlers ----------------------------------------------------------------
+
+    async def _inbox(self, sender: Text) -> HTTPResponse:
+        replies = []
+        for channel in INBOX_CHANNELS:
+            replies += await self._call(self.service.undelivered_replies, channel, sender)
+        return _json({"replies": replies})
+
+    async def _list(self) -> HTTPResponse:
+        return _json({"tickets": await self._call(self.service.list_open)})
+
+    async def _get(self, ticket_id: Text) -> HTTPResponse:
+        return _json(await self._call(self.service.get, _ticket_id(ticket_id)))
+
+    async def _reply(self, request: Request, ticket_id: Text) -> HTTPResponse:
+        number = _ticket_id(ticket_id)
+        text = reply_text(_json_body(request).get("text"))
+        ticket = await self._call(self.service.get, number)
+        if ticket["status"] != "open":
+            raise DomainError("ticket_closed", f"ticket {number} is closed")
+        wechat = ticket["channel"] == "wechat"
+        client = self._wechat() if wechat else None
+        if wechat and client is None:
+            return _error(503, "wechat_not_configured",
+                          f"cannot reach a WeChat member: {WECHAT_ENV['app_id']} and "
+                          f"{WECHAT_ENV['app_secret']} are not set; nothing was stored")
+        message_id = await self._call(self.service.staff_reply, number, text)
+        if not wechat:
+            return _json({"message_id": message_id, "delivery": "inbox", "delivered": False}, 201)
+        try:
+            prefix = self.reply_prefix or ""
+            parts = split_text(text, MAX_TEXT_BYTES - len(prefix.encode("utf-8")))
+            parts[0] = prefix + parts[0]
+            for part in parts:
+                await self._call(client.message.send_text, ticket["sender_id"], part)
+        except Exception as exc:  # WeChat refused it (48-hour window, blocked) or unreachable
+            logger.warning("staff reply %s to WeChat user of ticket %s not delivered: %s",
+                           message_id, number, exc)
+            return _json({"error": "delivery_failed", "message_id": message_id,
+                          "reason": "stored on the ticket but WeChat did not take it; "
+                                    "the member may not have written in the last 48 hours"}, 502)
+        await self._call(self.service.mark_delivered, message_id)
+        return _json({"message_id": message_id, "delivery": "wechat", "delivered": True}, 201)
+
+    async def _close(self, request: Request, ticket_id: Text) -> HTTPResponse:
+        ticket = await self._call(self.service.close, _ticket_id(ticket_id))
+        resumed = False
+        resume = self.resume or functools.partial(resume_in_tracker, request.app)
+        try:
+            result = resume(ticket["channel"], ticket["sender_id"])
+            if inspect.isawaitable(result):
+                result = await result
+            resumed = result is not False
+        except Exception:
+            logger.exception("ticket %s closed, but its conversation was not resumed", ticket["id"])
+        return _json({**ticket, "resumed": resumed})
+
+    def _wechat(self) -> Any:
+        if self._wechat_client is None and self.app_id and self.app_secret:
+            self._wechat_client = CustomerServiceClient(self.app_id, self.app_secret, self.api_base_url)
+        return self._wechat_client
+
+
+def _ticket_id(raw: Text) -> int:
+    if not _ID.match(raw or ""):
+        raise DomainError("unknown_ticket", f"no ticket {raw[:20]!r}")
+    return int(raw)
+
+
+def _json_body(request: Request) -> Dict[Text, Any]:
+    body = request.body or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise _Refused(_error(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes"))
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(_error(400, "bad_json", "body must be UTF-8 encoded JSON")) from None
+    if not isinstance(payload, dict):
+        raise _Refused(_error(400, "bad_json", "body must be a JSON object"))
+    return payload

@@ -1,0 +1,393 @@
+"""The staff help-desk API and page behind a real Sanic server, on every test
+database; the WeChat customer-service API faked at the HTTP boundary (a local
+aiohttp server), as in test_wechat.py."""
+import asyncio
+import json
+import re
+import socket
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import ClientSession, web
+from rasa.core.channels.channel import register
+from rasa.core.lock_store import InMemoryLockStore
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
+from sanic import Sanic
+from sqlalchemy import func, select
+
+from bot.backend.models import Ticket, TicketMessage
+from bot.backend.tickets import MAX_REPLY_CHARS, TicketService
+from bot.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
+
+TOKEN = "staff-secret-0123456789"
+APP_ID = "wx0123456789abcdef"
+SECRET = "test-secret"
+OPENID = "oUser0123456789abcdefghijkl"
+WEB_SENDER = "web-3f2a9c71"
+QUESTION = "我的转接卡在第三步怎么办"
+TRANSCRIPT = [{"who": "member", "text": QUESTION, "at": "2024-06-15T08:29:00+00:00"},
+              {"who": "bot", "text": "抱歉，我没有理解。", "at": "2024-06-15T08:29:01+00:00"}]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class FakeWeChatAPI:
+    """/cgi-bin/token and /cgi-bin/message/custom/send on 127.0.0.1; `errcode`
+    makes sending fail the way WeChat does (HTTP 200, errcode in the body)."""
+
+    def __init__(self):
+        self.sent = []
+        self.token_requests = []
+        self.errcode = 0
+
+    async def start(self):
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self.token)
+        app.router.add_post("/cgi-bin/message/custom/send", self.send)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/cgi-bin/"
+
+    async def token(self, request):
+        self.token_requests.append(dict(request.query))
+        return web.json_response({"access_token": "ACCESS", "expires_in": 7200})
+
+    async def send(self, request):
+        assert request.query["access_token"] == "ACCESS"
+        if self.errcode:
+            return web.json_response({"errcode": self.errcode, "errmsg": "response out of time limit"})
+        self.sent.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+@pytest.fixture
+async def wechat_api():
+    api = FakeWeChatAPI()
+    await api.start()
+    yield api
+    await api.runner.cleanup()
+
+
+@pytest.fixture
+def desk(sessions, clock):
+    return TicketService(sessions, clock)
+
+
+@pytest.fixture
+def web_ticket(desk):
+    return desk.open_ticket("rest", WEB_SENDER, "2019001", QUESTION, TRANSCRIPT, "fallbacks")
+
+
+@pytest.fixture
+def wechat_ticket(desk):
+    return desk.open_ticket("wechat", OPENID, None, QUESTION, TRANSCRIPT, "request_human")
+
+
+@pytest.fixture
+def resumed():
+    return []
+
+
+@pytest.fixture
+def make_channel(desk, wechat_api, resumed):
+    def make(**overrides):
+        settings = dict(token=TOKEN, service=desk, app_id=APP_ID, app_secret=SECRET,
+                        api_base_url=wechat_api.base_url, resume=lambda *args: resumed.append(args))
+        return StaffInput(**{**settings, **overrides})
+    return make
+
+
+@pytest.fixture
+async def serve(monkeypatch):
+    """serve(channel, agent=None) → a client on a real Sanic server, the channel
+    registered the way Rasa registers input channels (under /webhooks/staff)."""
+    monkeypatch.setattr(Sanic, "test_mode", True)
+    servers, sessions = [], []
+
+    async def start(channel, agent=None):
+        app = Sanic(f"staff_test_{uuid.uuid4().hex[:8]}")
+        if agent is not None:
+            app.ctx.agent = agent
+        register([channel], app, route="/webhooks/")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+        await server.startup()
+        servers.append(server)
+        session = ClientSession(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        sessions.append(session)
+        return Client(session)
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+class Client:
+    def __init__(self, session):
+        self.session = session
+
+    async def call(self, method, path, body=None, headers=AUTH):
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode("utf-8")
+        async with self.session.request(method, "/webhooks/staff" + path, data=data, headers=headers) as reply:
+            raw = await reply.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = raw.decode("utf-8")
+            return reply.status, payload, reply.headers
+
+
+@pytest.fixture
+async def client(serve, make_channel):
+    return await serve(make_channel())
+
+
+def rows(sessions):
+    with sessions() as s:
+        return (s.execute(select(func.count()).select_from(Ticket)).scalar_one(),
+                s.execute(select(func.count()).select_from(TicketMessage)).scalar_one(),
+                s.execute(select(func.count()).select_from(Ticket).where(Ticket.status == "open")).scalar_one())
+
+
+# -- auth -------------------------------------------------------------------------
+
+ROUTES = [("GET", "/tickets"), ("GET", "/tickets/{id}"), ("POST", "/tickets/{id}/reply"),
+          ("POST", "/tickets/{id}/close"), ("GET", "/tickets/987654"), ("POST", "/tickets/x/close")]
+BAD_HEADERS = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Bearer {TOKEN}x"},
+               {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}, {"Authorization": "Bearer "}]
+
+
+@pytest.mark.parametrize("method, path", ROUTES)
+@pytest.mark.parametrize("headers", BAD_HEADERS)
+async def test_missing_or_wrong_token_is_401_without_ticket_data(client, web_ticket, sessions, desk,
+                                                                  method, path, headers, resumed):
+    desk.add_member_message(web_ticket, "有人吗")
+    before = rows(sessions)
+    status, body, reply_headers = await client.call(method, path.format(id=web_ticket),
+                                                    {"text": "你好"}, headers=headers)
+    assert status == 401
+    assert body == {"error": "unauthorized"}
+    assert reply_headers["WWW-Authenticate"] == "Bearer"
+    assert rows(sessions) == before and resumed == []
+
+
+async def test_not_configured_answers_503_but_serves_the_page(serve, make_channel, web_ticket, monkeypatch):
+    monkeypatch.delenv("STAFF_API_TOKEN", raising=False)
+    client = await serve(make_channel(token=StaffInput.from_credentials({}).token))
+    status, body, _ = await client.call("GET", "/tickets")
+    assert status == 503 and "STAFF_API_TOKEN" in body["reason"] and QUESTION not in json.dumps(body)
+    assert (await client.call("POST", f"/tickets/{web_ticket}/close"))[0] == 503
+    assert (await client.call("GET", "/", headers={}))[0] == 200
+
+
+def test_credentials_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("STAFF_API_TOKEN", "env-token")
+    monkeypatch.setenv("WECHAT_APP_ID", APP_ID)
+    monkeypatch.setenv("WECHAT_APP_SECRET", SECRET)
+    channel = StaffInput.from_credentials({"wechat_api_base_url": "http://127.0.0.1:9/cgi-bin/",
+                                           "domain": Domain.empty()})
+    assert (channel.token, channel.app_id, channel.app_secret) == ("env-token", APP_ID, SECRET)
+    assert channel.api_base_url == "http://127.0.0.1:9/cgi-bin/"
+    assert StaffInput.name() == "staff" and channel.url_prefix() == "staff"
+    assert channel.reply_prefix is None
+
+
+# -- reading ------------------------------------------------------------------------
+
+async def test_list_and_read_tickets(client, desk, web_ticket, wechat_ticket):
+    desk.add_member_message(web_ticket, "还在吗")
+    status, body, headers = await client.call("GET", "/tickets")
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert [(t["id"], t["channel"], t["messages"]) for t in body["tickets"]] == [
+        (web_ticket, "rest", 1), (wechat_ticket, "wechat", 0)]
+    status, ticket, _ = await client.call("GET", f"/tickets/{web_ticket}")
+    assert status == 200
+    assert (ticket["question"], ticket["member_no"], ticket["reason"]) == (QUESTION, "2019001", "fallbacks")
+    assert ticket["transcript"] == TRANSCRIPT
+    assert [(m["author"], m["text"]) for m in ticket["messages"]] == [("member", "还在吗")]
+
+
+@pytest.mark.parametrize("ticket_id", ["987654", "abc", "0", "-1", "1e3", "99999999999"])
+async def test_unknown_ticket_is_404(client, web_ticket, sessions, ticket_id):
+    for method, path, body in (("GET", "", None), ("POST", "/reply", {"text": "你好"}), ("POST", "/close", None)):
+        status, reply, _ = await client.call(method, f"/tickets/{ticket_id}{path}", body)
+        assert status == 404 and reply["error"] == "unknown_ticket" and reply["reason"]
+    assert rows(sessions) == (1, 0, 1)
+
+
+# -- replies and their delivery --------------------------------------------------------
+
+async def test_web_reply_is_delivered_once_through_the_inbox(client, desk, web_ticket, sessions):
+    status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "  您好，已为您催办。 "})
+    assert status == 201 and body["delivery"] == "inbox" and body["delivered"] is False
+    assert desk.get(web_ticket)["messages"][0]["text"] == "您好，已为您催办。"
+    # The member side needs no staff token, and sees only its own replies.
+    status, body, _ = await client.call("GET", "/inbox?sender=web-someone-else", headers={})
+    assert (status, body) == (200, {"replies": []})
+    status, body, _ = await client.call("GET", f"/inbox?sender={WEB_SENDER}", headers={})
+    assert (status, body) == (200, {"replies": ["您好，已为您催办。"]})
+    assert (await client.call("GET", f"/inbox?sender={WEB_SENDER}", headers={}))[1] == {"replies": []}
+    assert [m["delivered"] for m in desk.get(web_ticket)["messages"]] == [True]
+
+
+@pytest.mark.parametrize("query", ["", "?sender=", "?sender=" + "s" * 129])
+async def test_inbox_needs_a_sender(client, query):
+    status, body, _ = await client.call("GET", "/inbox" + query, headers={})
+    assert status == 400 and body["error"] == "bad_sender" and body["reason"]
+
+
+async def test_wechat_reply_goes_through_the_customer_service_api(client, desk, wechat_ticket, wechat_api):
+    status, body, _ = await client.call("POST", f"/tickets/{wechat_ticket}/reply", {"text": "您好，我是人工客服。"})
+    assert status == 201 and body["delivery"] == "wechat" and body["delivered"] is True
+    assert wechat_api.sent == [{"touser": OPENID, "msgtype": "text", "text": {"content": "您好，我是人工客服。"}}]
+    assert wechat_api.token_requests[0]["appid"] == APP_ID and wechat_api.token_requests[0]["secret"] == SECRET
+    assert [m["delivered"] for m in desk.get(wechat_ticket)["messages"]] == [True]
+    assert (await client.call("GET", f"/inbox?sender={OPENID}", headers={}))[1] == {"replies": []}
+
+
+async def test_long_wechat_reply_is_split_and_prefixed(serve, make_channel, wechat_ticket, wechat_api):
+    domain = Domain.from_dict({"responses": {"utter_staff_reply_prefix": [{"text": "【人工客服】"}]}})
+    client = await serve(make_channel(domain=domain))
+    text = "转接说明。" * 400  # 2000 characters, 6000 bytes
+    assert (await client.call("POST", f"/tickets/{wechat_ticket}/reply", {"text": text}))[0] == 201
+    parts = [m["text"]["content"] for m in wechat_api.sent]
+    assert len(parts) == 3 and all(len(p.encode("utf-8")) <= 2048 for p in parts)
+    assert "".join(parts) == "【人工客服】" + text
+
+
+async def test_wechat_refusal_is_502_and_the_reply_stays_undelivered(client, desk, wechat_ticket, wechat_api):
+    wechat_api.errcode = 45015
+    status, body, _ = await client.call("POST", f"/tickets/{wechat_ticket}/reply", {"text": "您好"})
+    assert status == 502 and body["error"] == "delivery_failed" and body["reason"]
+    assert [(m["id"], m["delivered"]) for m in desk.get(wechat_ticket)["messages"]] == [(body["message_id"], False)]
+
+
+async def test_wechat_reply_without_wechat_credentials_stores_nothing(serve, make_channel, wechat_ticket, sessions):
+    client = await serve(make_channel(app_id=None, app_secret=None))
+    status, body, _ = await client.call("POST", f"/tickets/{wechat_ticket}/reply", {"text": "您好"})
+    assert status == 503 and "WECHAT_APP_ID" in body["reason"]
+    assert rows(sessions) == (1, 0, 1)
+
+
+# -- bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, status, code", [
+    (b"{not json", 400, "bad_json"),
+    (b"", 400, "bad_json"),
+    ('{"text": "你好"}'.encode("gbk"), 400, "bad_json"),
+    (b"[\"text\"]", 400, "bad_json"),
+    ({}, 400, "bad_text"),
+    ({"text": None}, 400, "bad_text"),
+    ({"text": 42}, 400, "bad_text"),
+    ({"text": ["你好"]}, 400, "bad_text"),
+    ({"text": ""}, 400, "empty_text"),
+    ({"text": " \n\t "}, 400, "empty_text"),
+    ({"text": "字" * (MAX_REPLY_CHARS + 1)}, 413, "text_too_long"),
+    (b"{\"text\": \"" + b"a" * 70_000 + b"\"}", 413, "body_too_large"),
+])
+@pytest.mark.parametrize("channel", ["rest", "wechat"])
+async def test_bad_replies_are_refused_with_a_reason_and_store_nothing(
+        client, desk, sessions, wechat_api, body, status, code, channel):
+    ticket_id = desk.open_ticket(channel, OPENID, None, QUESTION, TRANSCRIPT, "fallbacks")
+    reply_status, reply, _ = await client.call("POST", f"/tickets/{ticket_id}/reply", body)
+    assert (reply_status, reply["error"]) == (status, code) and reply["reason"]
+    assert rows(sessions) == (1, 0, 1) and wechat_api.sent == []
+
+
+async def test_a_reply_of_exactly_the_limit_is_accepted(client, web_ticket, desk):
+    status, _, _ = await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "字" * MAX_REPLY_CHARS})
+    assert status == 201 and len(desk.get(web_ticket)["messages"][0]["text"]) == MAX_REPLY_CHARS
+
+
+async def test_closed_ticket_refuses_reply_and_close(client, desk, web_ticket, wechat_ticket, sessions, wechat_api,
+                                                     resumed):
+    desk.close(web_ticket)
+    desk.close(wechat_ticket)
+    for ticket_id in (web_ticket, wechat_ticket):
+        status, body, _ = await client.call("POST", f"/tickets/{ticket_id}/reply", {"text": "您好"})
+        assert status == 409 and body["error"] == "ticket_closed" and body["reason"]
+        status, body, _ = await client.call("POST", f"/tickets/{ticket_id}/close")
+        assert status == 409 and body["error"] == "ticket_closed"
+    assert rows(sessions) == (2, 0, 0) and wechat_api.sent == [] and resumed == []
+
+
+# -- closing -------------------------------------------------------------------------------
+
+async def test_close_resumes_the_conversation(client, desk, web_ticket, resumed):
+    status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/close")
+    assert status == 200 and body["status"] == "closed" and body["resumed"] is True
+    assert resumed == [("rest", WEB_SENDER)]
+    assert desk.open_ticket_of("rest", WEB_SENDER) is None
+    assert (await client.call("GET", "/tickets"))[1] == {"tickets": []}
+
+
+async def test_close_without_a_rasa_agent_still_closes(serve, make_channel, desk, web_ticket):
+    client = await serve(make_channel(resume=None))
+    status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/close")
+    assert status == 200 and body["status"] == "closed" and body["resumed"] is False
+
+
+async def test_close_clears_the_handoff_slot_in_the_tracker(serve, make_channel, desk, wechat_ticket):
+    domain = Domain.from_dict({"slots": {HANDOFF_SLOT: {"type": "float", "influence_conversation": True,
+                                                         "mappings": [{"type": "custom"}]}}})
+    agent = SimpleNamespace(tracker_store=InMemoryTrackerStore(domain), lock_store=InMemoryLockStore())
+    tracker = await agent.tracker_store.get_or_create_tracker(OPENID)
+    tracker.update(SlotSet(HANDOFF_SLOT, float(wechat_ticket)))
+    await agent.tracker_store.save(tracker)
+    client = await serve(make_channel(resume=None), agent=agent)
+    status, body, _ = await client.call("POST", f"/tickets/{wechat_ticket}/close")
+    assert status == 200 and body["resumed"] is True
+    tracker = await agent.tracker_store.retrieve(OPENID)
+    assert tracker.get_slot(HANDOFF_SLOT) is None
+    assert isinstance(tracker.events[-1], SlotSet) and tracker.events[-1].key == HANDOFF_SLOT
+
+
+async def test_a_failing_resume_does_not_undo_the_close(serve, make_channel, desk, web_ticket):
+    def broken(channel, sender_id):
+        raise RuntimeError("tracker store down")
+
+    client = await serve(make_channel(resume=broken))
+    status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/close")
+    assert status == 200 and body["resumed"] is False
+    assert desk.get(web_ticket)["status"] == "closed"
+
+
+async def test_async_resume_is_awaited(serve, make_channel, web_ticket):
+    calls = []
+
+    async def resume(channel, sender_id):
+        await asyncio.sleep(0)
+        calls.append((channel, sender_id))
+
+    client = await serve(make_channel(resume=resume))
+    assert (await client.call("POST", f"/tickets/{web_ticket}/close"))[1]["resumed"] is True
+    assert calls == [("rest", WEB_SENDER)]
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+async def test_page_and_assets_are_served_from_the_folder_only(client):
+    status, body, headers = await client.call("GET", "/", headers={})
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', body):
+        assert asset.startswith("/webhooks/staff/static/")
+        assert (await client.call("GET", asset[len("/webhooks/staff"):], headers={}))[0] == 200
+    for name in ("../staff.py", "..%2Fstaff.py", "nope.js", ".hidden.js"):
+        assert (await client.call("GET", f"/static/{name}", headers={}))[0] == 404
+
+
+def test_page_builds_its_dom_from_text_only_and_loads_nothing_external():
+    script = (STATIC_DIR / "staff.js").read_text("utf-8")
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(", script)
+    assert "sessionStorage" in script and "localStorage" not in script
+    for path in STATIC_DIR.iterdir():
+        assert not re.search(r"https?://", path.read_text("utf-8")), path.name
