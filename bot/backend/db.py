@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Callable, Iterator, Optional
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.backend.rules import utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = ROOT / "var" / "tuanjian.db"
@@ -69,6 +73,22 @@ def get_sessionmaker() -> sessionmaker:
     if _sessionmaker is None:
         _sessionmaker = sessionmaker(bind=get_engine(), future=True)
     return _sessionmaker
+
+
+class TransactionalService:
+    """Base of the backend services: one transaction per operation, on the
+    application's sessions or on injected ones (tests), with an injectable clock."""
+
+    def __init__(self, sessions: Optional[Callable[[], Session]] = None,
+                 clock: Callable[[], datetime] = utcnow):
+        self._sessions = sessions
+        self.clock = clock
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        factory = self._sessions or get_sessionmaker()
+        with factory() as session, session.begin():
+            yield session
 
 
 def _alembic_config():

@@ -8,17 +8,16 @@ so the stored rows and the event log catch up without a scheduler.
 from __future__ import annotations
 
 import hmac
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.backend import rules
-from bot.backend.db import get_sessionmaker
+from bot.backend.db import TransactionalService
 from bot.backend.models import (
     ApprovalStep, ChannelBinding, Member, Organisation, TransferEvent, TransferRequest,
 )
@@ -69,18 +68,7 @@ class MemberStatus:
     actions: Tuple[str, ...]
 
 
-class TransferService:
-    def __init__(self, sessions: Optional[Callable[[], Session]] = None,
-                 clock: Callable[[], datetime] = rules.utcnow):
-        self._sessions = sessions
-        self.clock = clock
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        factory = self._sessions or get_sessionmaker()
-        with factory() as session, session.begin():
-            yield session
-
+class TransferService(TransactionalService):
     # -- member-initiated requests (FAQ 3, 4, 17) --------------------------
 
     def start_request(self, member_no: str, to_org_name: str) -> int:

@@ -10,16 +10,14 @@ A refused operation raises DomainError(code) and writes nothing.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.backend import rules
-from bot.backend.db import get_sessionmaker
+from bot.backend.db import TransactionalService
 from bot.backend.models import RATING_VALUES, TICKET_REASONS, Rating, Ticket, TicketMessage
 from bot.backend.rules import DomainError
 
@@ -29,18 +27,7 @@ MAX_FAQ_CHARS = 64
 TRANSCRIPT_WHO = ("member", "bot")
 
 
-class TicketService:
-    def __init__(self, sessions: Optional[Callable[[], Session]] = None,
-                 clock: Callable[[], datetime] = rules.utcnow):
-        self._sessions = sessions
-        self.clock = clock
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        factory = self._sessions or get_sessionmaker()
-        with factory() as session, session.begin():
-            yield session
-
+class TicketService(TransactionalService):
     # -- the assistant's side ---------------------------------------------
 
     def open_ticket(self, channel: str, sender_id: str, member_no: Optional[str], question: Optional[str],
