@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService, reply_text
 from bot.channels.wechat import ENV as WECHAT_ENV, CustomerServiceClient
-from bot.channels.web import CONTENT_TYPES, SECURITY_HEADERS, servable_files
+from bot.channels.web import add_page_routes
 from bot.channels.wechat_render import MAX_TEXT_BYTES, split_text
 
 logger = logging.getLogger(__name__)
@@ -146,25 +146,8 @@ class StaffInput(InputChannel):
     # -- routes ----------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        files = servable_files(STATIC_DIR)
-        if PAGE not in files:
-            raise FileNotFoundError(f"the staff page is missing: {STATIC_DIR / PAGE}")
         staff = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
-
-        def serve(name: Text) -> HTTPResponse:
-            path = files.get(name)
-            if path is None:
-                return response.text("not found", status=404, headers=SECURITY_HEADERS)
-            return response.raw(path.read_bytes(), content_type=CONTENT_TYPES[path.suffix],
-                                headers=SECURITY_HEADERS)
-
-        @staff.route("/", methods=["GET", "HEAD"])
-        async def page(request: Request) -> HTTPResponse:
-            return serve(PAGE)
-
-        @staff.route("/static/<name>", methods=["GET", "HEAD"])
-        async def asset(request: Request, name: Text) -> HTTPResponse:
-            return serve(name)
+        add_page_routes(staff, STATIC_DIR)
 
         @staff.route("/inbox", methods=["GET"])
         async def inbox(request: Request) -> HTTPResponse:

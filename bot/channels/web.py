@@ -72,6 +72,31 @@ def servable_files(folder: Path = STATIC_DIR) -> Dict[Text, Path]:
     }
 
 
+def add_page_routes(blueprint: Blueprint, folder: Path) -> None:
+    """GET / → folder/index.html and GET /static/<name> → a file of that folder."""
+    files = servable_files(folder)
+    if PAGE not in files:
+        raise FileNotFoundError(f"the page is missing: {folder / PAGE}")
+
+    def serve(name: Text) -> HTTPResponse:
+        path = files.get(name)
+        if path is None:
+            return response.text("not found", status=404, headers=SECURITY_HEADERS)
+        try:
+            body = path.read_bytes()
+        except OSError:
+            return response.text("not found", status=404, headers=SECURITY_HEADERS)
+        return response.raw(body, content_type=CONTENT_TYPES[path.suffix], headers=SECURITY_HEADERS)
+
+    @blueprint.route("/", methods=["GET", "HEAD"])
+    async def page(request: Request) -> HTTPResponse:
+        return serve(PAGE)
+
+    @blueprint.route("/static/<name>", methods=["GET", "HEAD"])
+    async def asset(request: Request, name: Text) -> HTTPResponse:
+        return serve(name)
+
+
 class WebChatInput(InputChannel):
     """Serves the chat page at /webhooks/web/ and its assets at /webhooks/web/static/<file>."""
 
@@ -86,31 +111,8 @@ class WebChatInput(InputChannel):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        files = servable_files()
-        if PAGE not in files:
-            raise FileNotFoundError(f"the web chat page is missing: {STATIC_DIR / PAGE}")
         web = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
-
-        def serve(name: Text) -> HTTPResponse:
-            path = files.get(name)
-            if path is None:
-                return response.text("not found", status=404, headers=SECURITY_HEADERS)
-            try:
-                body = path.read_bytes()
-            except OSError:
-                return response.text("not found", status=404, headers=SECURITY_HEADERS)
-            return response.raw(
-                body, content_type=CONTENT_TYPES[path.suffix], headers=SECURITY_HEADERS
-            )
-
-        @web.route("/", methods=["GET", "HEAD"])
-        async def page(request: Request) -> HTTPResponse:
-            return serve(PAGE)
-
-        @web.route("/static/<name>", methods=["GET", "HEAD"])
-        async def asset(request: Request, name: Text) -> HTTPResponse:
-            return serve(name)
-
+        add_page_routes(web, STATIC_DIR)
         return web
 
 
