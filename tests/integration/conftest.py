@@ -1,62 +1,27 @@
 """A real Rasa server and action server on the trained model, for end-to-end checks."""
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "tuanjian.tar.gz"
+from servers import running_assistant
+
 STAFF_TOKEN = "integration-staff-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _answers(base: str) -> bool:
+    try:
+        return bool(requests.post(f"{base}/webhooks/rest/webhook",
+                                  json={"sender": "up", "message": "你好"}, timeout=10).json())
+    except (requests.RequestException, ValueError):
+        return False
 
 
 @pytest.fixture(scope="session")
 def webhook():
-    assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
-    rasa_port, action_port = free_port(), free_port()
-    endpoints = Path(tempfile.mkdtemp()) / "endpoints.yml"
-    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
-    logs = Path(tempfile.mkdtemp())
-    # The action server works on a demo database of its own, loaded "today".
-    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}")
-    subprocess.run([sys.executable, "-m", "bot.backend.demo"], cwd=ROOT, env=env, check=True)
-    procs = [
-        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT, env=env,
-                         stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
-        subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
-                          "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-                         cwd=ROOT, env=dict(env, STAFF_API_TOKEN=STAFF_TOKEN),
-                         stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
-    ]
-    url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.post(url, json={"sender": "up", "message": "你好"}, timeout=10).json():
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
-            time.sleep(1)
-        yield url
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+    """The REST webhook of the assistant as scripts/run.sh configures it."""
+    with running_assistant(_answers, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as base:
+        yield f"{base}/webhooks/rest/webhook"
 
 
 class Conversation:

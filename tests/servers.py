@@ -1,0 +1,62 @@
+"""The assistant's two servers on the trained model, for end-to-end tests."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "tuanjian.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] = None,
+                      rasa_env: Optional[Dict[str, str]] = None) -> Iterator[str]:
+    """Rasa + action server on free ports and a demo database loaded "today";
+    yields the Rasa server's base URL once `is_up(base)` holds."""
+    assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
+    rasa_port, action_port = free_port(), free_port()
+    logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
+    endpoints = logs / "endpoints.yml"
+    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
+    if credentials is not None:
+        (logs / "credentials.yml").write_text(credentials)
+    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}")
+    subprocess.run([sys.executable, "-m", "bot.backend.demo"], cwd=ROOT, env=env, check=True)
+    procs = [
+        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT, env=env,
+                         stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
+                          "--endpoints", str(endpoints), "--credentials",
+                          str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
+                         cwd=ROOT, env={**env, **(rasa_env or {})},
+                         stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+    ]
+    base = f"http://127.0.0.1:{rasa_port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not is_up(base):
+            for proc in procs:
+                assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
+            assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
+            time.sleep(1)
+        yield base
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
