@@ -12,7 +12,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,15 +19,16 @@ from typing import Dict, List, Sequence
 
 import aiohttp
 import psutil
+import requests
 import yaml
 
 from benchmark import nlu_eval
+from bot.local_servers import RunningAssistant, running_assistant
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tuanjian.tar.gz"
 TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
 TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
-RASA_PORT, ACTION_PORT = 5105, 5155
 WECHAT_TOKEN = "benchmark-token"
 
 
@@ -97,91 +97,52 @@ async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
             "rankings": rankings, "latencies": latencies}
 
 
-class Servers:
-    """The Rasa server and the action server, as the run command starts them."""
-
-    def __init__(self) -> None:
-        self.procs: List[subprocess.Popen] = []
-
-    def __enter__(self) -> "Servers":
-        work = Path(tempfile.mkdtemp())
-        endpoints = work / "endpoints.yml"
-        endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{ACTION_PORT}/webhook\n")
-        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        # The action server gets a demo database of its own (SQLite, as embedded).
-        env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{work / 'demo.db'}")
-        subprocess.run([sys.executable, "-m", "bot.backend.demo"], env=env, check=True, **quiet)
-        self.actions = subprocess.Popen(
-            ["rasa", "run", "actions", "--port", str(ACTION_PORT)], env=env, **quiet)
-        self.rasa = subprocess.Popen(
-            ["rasa", "run", "--model", str(MODEL), "--port", str(RASA_PORT),
-             "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-            env=dict(os.environ, WECHAT_TOKEN=WECHAT_TOKEN), **quiet)
-        self.procs = [self.actions, self.rasa]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def rss_mb(self) -> Dict[str, float]:
-        return {name: psutil.Process(p.pid).memory_info().rss / 2**20
-                for name, p in (("rasa", self.rasa), ("actions", self.actions))}
+def answers(base: str) -> bool:
+    """The server is up once a greeting gets a reply."""
+    try:
+        return bool(requests.post(f"{base}/webhooks/rest/webhook",
+                                  json={"sender": "warmup", "message": "你好"}, timeout=10).json())
+    except (requests.RequestException, ValueError):
+        return False
 
 
-URL = f"http://127.0.0.1:{RASA_PORT}/webhooks/rest/webhook"
+def rss_mb(assistant: RunningAssistant) -> Dict[str, float]:
+    return {name: psutil.Process(pid).memory_info().rss / 2**20
+            for name, pid in (("rasa", assistant.rasa_pid), ("actions", assistant.actions_pid))}
 
 
-async def wait_until_up(session: aiohttp.ClientSession, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.post(URL, json={"sender": "warmup", "message": "你好"}) as r:
-                if r.status == 200 and await r.json():
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(1)
-    raise RuntimeError("the Rasa server did not come up")
-
-
-async def sender(session, texts: List[str], latencies: List[float]) -> None:
+async def sender(session, url: str, texts: List[str], latencies: List[float]) -> None:
     sender_id = uuid.uuid4().hex
     for text in texts:
         t0 = time.perf_counter()
-        async with session.post(URL, json={"sender": sender_id, "message": text}) as r:
+        async with session.post(url, json={"sender": sender_id, "message": text}) as r:
             replies = await r.json()
             assert r.status == 200 and replies, (r.status, text)
         latencies.append(time.perf_counter() - t0)
 
 
-async def load_test(texts: List[str], senders: int, per_sender: int) -> Dict[str, object]:
+async def load_test(url: str, texts: List[str], senders: int, per_sender: int) -> Dict[str, object]:
     latencies: List[float] = []
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
         await asyncio.gather(*(
-            sender(session, [texts[(i * per_sender + j) % len(texts)] for j in range(per_sender)], latencies)
+            sender(session, url, [texts[(i * per_sender + j) % len(texts)] for j in range(per_sender)], latencies)
             for i in range(senders)))
         wall = time.perf_counter() - started
     return {"latencies": latencies, "per_second": len(latencies) / wall}
 
 
-async def verified_status_latencies(turns: int) -> List[float]:
+async def verified_status_latencies(url: str, turns: int) -> List[float]:
     """A verified demo member asks for their own request again and again."""
     latencies: List[float] = []
     async with aiohttp.ClientSession() as session:
         sender_id = uuid.uuid4().hex
         for message in ("帮我查一下我的转接进度", "2019001", "1234"):
-            async with session.post(URL, json={"sender": sender_id, "message": message}) as r:
+            async with session.post(url, json={"sender": sender_id, "message": message}) as r:
                 await r.json()
         for _ in range(turns):
             t0 = time.perf_counter()
-            async with session.post(URL, json={"sender": sender_id, "message": "帮我查一下我的转接进度"}) as r:
+            async with session.post(url, json={"sender": sender_id, "message": "帮我查一下我的转接进度"}) as r:
                 replies = await r.json()
                 assert any("第 3 步" in m.get("text", "") for m in replies), replies
             latencies.append(time.perf_counter() - t0)
@@ -203,9 +164,9 @@ def wechat_request(text: str, openid: str) -> Dict[str, object]:
             "data": body.encode("utf-8")}
 
 
-async def wechat_latencies(texts: List[str], turns: int) -> List[float]:
+async def wechat_latencies(base: str, texts: List[str], turns: int) -> List[float]:
     """POST to passive reply on the WeChat webhook, one sender, FAQ messages."""
-    url = f"http://127.0.0.1:{RASA_PORT}/webhooks/wechat/webhook"
+    url = f"{base}/webhooks/wechat/webhook"
     latencies: List[float] = []
     openid = "o" + uuid.uuid4().hex
     async with aiohttp.ClientSession() as session:
@@ -220,17 +181,16 @@ async def wechat_latencies(texts: List[str], turns: int) -> List[float]:
 
 
 async def rest_figures(texts: List[str], gold: List[str]) -> Dict[str, object]:
-    with Servers() as servers:
-        async with aiohttp.ClientSession() as session:
-            await wait_until_up(session)
-        await load_test(texts, 1, 20)  # warm-up
-        one = await load_test(texts, 1, 200)
-        twenty = await load_test(texts, 20, 30)
-        status = await verified_status_latencies(100)
+    with running_assistant(answers, rasa_env={"WECHAT_TOKEN": WECHAT_TOKEN}) as assistant:
+        url = f"{assistant.base}/webhooks/rest/webhook"
+        await load_test(url, texts, 1, 20)  # warm-up
+        one = await load_test(url, texts, 1, 200)
+        twenty = await load_test(url, texts, 20, 30)
+        status = await verified_status_latencies(url, 100)
         faqs = [t for t, g in zip(texts, gold) if g.startswith("faq_")]
-        wechat = await wechat_latencies(faqs, 100)
+        wechat = await wechat_latencies(assistant.base, faqs, 100)
         return {"one": one, "twenty": twenty, "status": status, "wechat": wechat,
-                "rss_mb": servers.rss_mb()}
+                "rss_mb": rss_mb(assistant)}
 
 
 def report(args) -> Dict[str, object]:

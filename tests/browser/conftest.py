@@ -8,7 +8,7 @@ when the browser tests are done, before the integration tests start theirs.
 import pytest
 import requests
 
-from servers import running_assistant
+from bot.local_servers import running_assistant
 
 CREDENTIALS = """\
 bot.channels.rest.RestInput:
@@ -30,5 +30,5 @@ def _up(base: str) -> bool:
 @pytest.fixture(scope="package")
 def server():
     """Base URL of the Rasa server, e.g. http://127.0.0.1:40123."""
-    with running_assistant(_up, credentials=CREDENTIALS) as base:
-        yield base
+    with running_assistant(_up, credentials=CREDENTIALS) as assistant:
+        yield assistant.base

@@ -4,12 +4,10 @@ aiohttp server), as in test_wechat.py."""
 import asyncio
 import json
 import re
-import socket
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from aiohttp import ClientSession, web
 from rasa.core.channels.channel import register
 from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore
@@ -31,45 +29,6 @@ QUESTION = "我的转接卡在第三步怎么办"
 TRANSCRIPT = [{"who": "member", "text": QUESTION, "at": "2024-06-15T08:29:00+00:00"},
               {"who": "bot", "text": "抱歉，我没有理解。", "at": "2024-06-15T08:29:01+00:00"}]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class FakeWeChatAPI:
-    """/cgi-bin/token and /cgi-bin/message/custom/send on 127.0.0.1; `errcode`
-    makes sending fail the way WeChat does (HTTP 200, errcode in the body)."""
-
-    def __init__(self):
-        self.sent = []
-        self.token_requests = []
-        self.errcode = 0
-
-    async def start(self):
-        app = web.Application()
-        app.router.add_get("/cgi-bin/token", self.token)
-        app.router.add_post("/cgi-bin/message/custom/send", self.send)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/cgi-bin/"
-
-    async def token(self, request):
-        self.token_requests.append(dict(request.query))
-        return web.json_response({"access_token": "ACCESS", "expires_in": 7200})
-
-    async def send(self, request):
-        assert request.query["access_token"] == "ACCESS"
-        if self.errcode:
-            return web.json_response({"errcode": self.errcode, "errmsg": "response out of time limit"})
-        self.sent.append(await request.json())
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-
-@pytest.fixture
-async def wechat_api():
-    api = FakeWeChatAPI()
-    await api.start()
-    yield api
-    await api.runner.cleanup()
 
 
 @pytest.fixture
@@ -102,32 +61,16 @@ def make_channel(desk, wechat_api, resumed):
 
 
 @pytest.fixture
-async def serve(monkeypatch):
+def serve(run_app):
     """serve(channel, agent=None) → a client on a real Sanic server, the channel
     registered the way Rasa registers input channels (under /webhooks/staff)."""
-    monkeypatch.setattr(Sanic, "test_mode", True)
-    servers, sessions = [], []
-
     async def start(channel, agent=None):
         app = Sanic(f"staff_test_{uuid.uuid4().hex[:8]}")
         if agent is not None:
             app.ctx.agent = agent
         register([channel], app, route="/webhooks/")
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-        await server.startup()
-        servers.append(server)
-        session = ClientSession(f"http://127.0.0.1:{sock.getsockname()[1]}")
-        sessions.append(session)
-        return Client(session)
-
-    yield start
-    for session in sessions:
-        await session.close()
-    for server in servers:
-        server.close()
-        await server.wait_closed()
+        return Client(await run_app(app))
+    return start
 
 
 class Client:

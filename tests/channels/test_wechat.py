@@ -2,13 +2,11 @@
 and the customer-service API faked at the HTTP boundary (a local aiohttp server)."""
 import asyncio
 import re
-import socket
 import time
 import uuid
 
 import pytest
 import xmltodict
-from aiohttp import ClientSession, web
 from sanic import Sanic
 from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
@@ -107,60 +105,12 @@ class FakeRasa:
         return [m.text for m in self.calls]
 
 
-class FakeWeChatAPI:
-    """/cgi-bin/token and /cgi-bin/message/custom/send on 127.0.0.1."""
-
-    def __init__(self):
-        self.sent = []
-        self.token_requests = []
-        self._changed = asyncio.Event()
-
-    async def start(self):
-        app = web.Application()
-        app.router.add_get("/cgi-bin/token", self.token)
-        app.router.add_post("/cgi-bin/message/custom/send", self.send)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/cgi-bin/"
-
-    async def token(self, request):
-        self.token_requests.append(dict(request.query))
-        return web.json_response({"access_token": "ACCESS", "expires_in": 7200})
-
-    async def send(self, request):
-        assert request.query["access_token"] == "ACCESS"
-        self.sent.append(await request.json())
-        self._changed.set()
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-    async def wait_for(self, count, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while len(self.sent) < count and time.monotonic() < deadline:
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-            except asyncio.TimeoutError:
-                break
-        return self.sent
-
-
 @pytest.fixture
 def domain_path(tmp_path):
     path = tmp_path / "domain.yml"
     path.write_text(f'version: "3.1"\nresponses:\n  utter_wechat_reply_with_number:\n  - text: "{HINT}"\n',
                     encoding="utf-8")
     return path
-
-
-@pytest.fixture
-async def wechat_api():
-    api = FakeWeChatAPI()
-    await api.start()
-    yield api
-    await api.runner.cleanup()
 
 
 @pytest.fixture
@@ -178,29 +128,13 @@ def make_channel(domain_path, wechat_api):
 
 
 @pytest.fixture
-async def serve(rasa, monkeypatch):
+def serve(rasa, run_app):
     """serve(channel) → a client on a real Sanic server with the channel's blueprint."""
-    monkeypatch.setattr(Sanic, "test_mode", True)  # lets several apps start in one process
-    servers, sessions = [], []
-
     async def start(channel):
         app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
         app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/wechat")
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-        await server.startup()  # create_server has started listening already
-        servers.append(server)
-        session = ClientSession(f"http://127.0.0.1:{sock.getsockname()[1]}")
-        sessions.append(session)
-        return Client(session)
-
-    yield start
-    for session in sessions:
-        await session.close()
-    for server in servers:
-        server.close()
-        await server.wait_closed()
+        return Client(await run_app(app))
+    return start
 
 
 class Client:

@@ -4,7 +4,7 @@ import uuid
 import pytest
 import requests
 
-from servers import running_assistant
+from bot.local_servers import running_assistant
 
 STAFF_TOKEN = "integration-staff-token"
 
@@ -20,8 +20,8 @@ def _answers(base: str) -> bool:
 @pytest.fixture(scope="session")
 def webhook():
     """The REST webhook of the assistant as scripts/run.sh configures it."""
-    with running_assistant(_answers, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as base:
-        yield f"{base}/webhooks/rest/webhook"
+    with running_assistant(_answers, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as assistant:
+        yield f"{assistant.base}/webhooks/rest/webhook"
 
 
 class Conversation:

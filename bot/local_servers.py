@@ -1,4 +1,5 @@
-"""The assistant's two servers on the trained model, for end-to-end tests."""
+"""The assistant's two servers on the trained model, on free local ports and a
+demo database of their own: for the end-to-end tests and the benchmark."""
 import os
 import socket
 import subprocess
@@ -6,6 +7,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
@@ -19,11 +21,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningAssistant:
+    base: str  # the Rasa server, e.g. http://127.0.0.1:40123
+    rasa_pid: int
+    actions_pid: int
+
+
 @contextmanager
 def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] = None,
-                      rasa_env: Optional[Dict[str, str]] = None) -> Iterator[str]:
+                      rasa_env: Optional[Dict[str, str]] = None) -> Iterator[RunningAssistant]:
     """Rasa + action server on free ports and a demo database loaded "today";
-    yields the Rasa server's base URL once `is_up(base)` holds."""
+    yields once `is_up(base URL)` holds."""
     assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
     rasa_port, action_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
@@ -50,7 +59,7 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
                 assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
             assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
             time.sleep(1)
-        yield base
+        yield RunningAssistant(base, procs[1].pid, procs[0].pid)
     finally:
         for proc in procs:
             proc.terminate()
