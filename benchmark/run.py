@@ -19,11 +19,10 @@ from typing import Dict, List, Sequence
 
 import aiohttp
 import psutil
-import requests
 import yaml
 
 from benchmark import nlu_eval
-from bot.local_servers import RunningAssistant, running_assistant
+from bot.local_servers import RunningAssistant, answers_greeting, running_assistant
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tuanjian.tar.gz"
@@ -95,15 +94,6 @@ async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
                          if r["name"] != nlu_eval.FALLBACK])
     return {"load_seconds": load_seconds, "predicted": predicted,
             "rankings": rankings, "latencies": latencies}
-
-
-def answers(base: str) -> bool:
-    """The server is up once a greeting gets a reply."""
-    try:
-        return bool(requests.post(f"{base}/webhooks/rest/webhook",
-                                  json={"sender": "warmup", "message": "你好"}, timeout=10).json())
-    except (requests.RequestException, ValueError):
-        return False
 
 
 def rss_mb(assistant: RunningAssistant) -> Dict[str, float]:
@@ -181,7 +171,7 @@ async def wechat_latencies(base: str, texts: List[str], turns: int) -> List[floa
 
 
 async def rest_figures(texts: List[str], gold: List[str]) -> Dict[str, object]:
-    with running_assistant(answers, rasa_env={"WECHAT_TOKEN": WECHAT_TOKEN}) as assistant:
+    with running_assistant(answers_greeting, rasa_env={"WECHAT_TOKEN": WECHAT_TOKEN}) as assistant:
         url = f"{assistant.base}/webhooks/rest/webhook"
         await load_test(url, texts, 1, 20)  # warm-up
         one = await load_test(url, texts, 1, 200)

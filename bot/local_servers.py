@@ -21,6 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_greeting(base: str) -> bool:
+    """Up once a greeting over REST gets a reply."""
+    import requests
+
+    try:
+        return bool(requests.post(f"{base}/webhooks/rest/webhook",
+                                  json={"sender": "up", "message": "/greet"}, timeout=10).json())
+    except (requests.RequestException, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class RunningAssistant:
     base: str  # the Rasa server, e.g. http://127.0.0.1:40123

@@ -4,23 +4,15 @@ import uuid
 import pytest
 import requests
 
-from bot.local_servers import running_assistant
+from bot.local_servers import answers_greeting, running_assistant
 
 STAFF_TOKEN = "integration-staff-token"
-
-
-def _answers(base: str) -> bool:
-    try:
-        return bool(requests.post(f"{base}/webhooks/rest/webhook",
-                                  json={"sender": "up", "message": "你好"}, timeout=10).json())
-    except (requests.RequestException, ValueError):
-        return False
 
 
 @pytest.fixture(scope="session")
 def webhook():
     """The REST webhook of the assistant as scripts/run.sh configures it."""
-    with running_assistant(_answers, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as assistant:
+    with running_assistant(answers_greeting, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as assistant:
         yield f"{assistant.base}/webhooks/rest/webhook"
 
 
