@@ -115,21 +115,31 @@ def test_blender_averages_diet_and_its_linear_model(storage):
     from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+
     from bot.nlu.blender import IntentBlender
     from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
+    tokenizer = JiebaTokenizer.create(
+        {**JiebaTokenizer.get_default_config(), "dictionary_path": "data/dict"}, storage,
+        Resource("jieba"), None)
     featurizer = SentenceEncoderFeaturizer({}, "use")
+
+    def featurize(messages):
+        tokenizer.process(messages)
+        featurizer.process(messages)
+
     examples = [Message({TEXT: t, INTENT: i}) for t, i in [
         ("忘记密码", "faq_forgot_password"), ("密码忘了怎么办", "faq_forgot_password"),
         ("重置密码", "faq_forgot_password"), ("你好", "greet"), ("您好呀", "greet"), ("早上好", "greet")]]
-    featurizer.process(examples)
+    featurize(examples)
     resource = Resource("blender")
     context = ExecutionContext(graph_schema=None, model_id="test")
     IntentBlender.create({}, storage, resource, context).train(TrainingData(examples))
     blender = IntentBlender.load({}, storage, resource, context)
 
     message = Message({TEXT: "密码忘记了"})
-    featurizer.process([message])
+    featurize([message])
     # DIET (wrongly) sure it is a greeting: the blend halves that certainty.
     message.set(INTENT_RANKING_KEY, [{"name": "greet", "confidence": 1.0}])
     blender.process([message])
