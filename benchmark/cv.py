@@ -12,6 +12,7 @@ with --grid, for a grid of them.
 """
 import argparse
 import asyncio
+import collections
 import hashlib
 import itertools
 import json
@@ -147,9 +148,17 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list]) -> None:
     for values in itertools.product(*grid.values()):
         settings = dict(zip(grid.keys(), values))
         linear = linear_probabilities(settings, normalized, embeddings, gold, fold, intents)
-        errors = {w: int((np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)] != gold).sum())
-                  for w in DIET_WEIGHTS}
+        predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
+                     for w in DIET_WEIGHTS}
+        errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
         print(f"{settings} errors of {len(gold)} by DIET weight: {errors}", flush=True)
+    # Where the training data itself is confusable (last settings, plain average):
+    # the place to write contrasting examples, without looking at the test set.
+    confused = collections.Counter(
+        (g, p) for g, p in zip(gold, predicted[0.5]) if g != p).most_common(12)
+    print("most frequent cross-validation errors (gold -> predicted):")
+    for (g, p), n in confused:
+        print(f"  {n:3d}x {g} -> {p}")
 
 
 def blender_settings() -> Dict[str, list]:
