@@ -5,10 +5,10 @@ the training data alone (the held-out test set in tests/ is never read here).
 
 Step 1 trains the pipeline up to DIET once per fold (config.yml, with any
 --diet overrides) and keeps DIET's ranking of the held-out fold; it is cached
-in bench/out/cv/ per data, config and overrides, and takes several minutes.
-Step 2 is cheap: it fits the blender's linear model on the other folds, blends
-and counts the errors on the held-out folds, for the blender's settings or,
-with --grid, for a grid of them.
+in bench/out/cv/ per data, dictionary, config and overrides, and takes several minutes.
+Step 2 is cheap: it fits the blender's own linear model (bot/nlu/blender.py) on
+the other folds, blends and counts the errors on the held-out folds, for the
+blender's settings or, with --grid, for a grid of them.
 """
 import argparse
 import asyncio
@@ -18,21 +18,19 @@ import itertools
 import json
 import logging
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import yaml
-from scipy.sparse import csr_matrix, hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
 from sklearn.model_selection import StratifiedKFold
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "out" / "cv"
-GRID = {"C": [30.0, 100.0], "max_ngram": [3, 4], "words": [False, True],
-        "embedding_weight": [1.0, 2.0]}
+GRID = {"C": [30.0, 100.0], "max_ngram": [3, 4], "embedding_weight": [1.0, 2.0]}
 DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
 
@@ -46,7 +44,9 @@ def diet_config(overrides: Dict[str, object]) -> Dict[str, object]:
 
 
 def cache_path(folds: int, config: Dict[str, object]) -> Path:
-    files = sorted((ROOT / "data" / "nlu").glob("*.yml"))
+    # DIET's folds depend on the NLU data and the jieba dictionary it tokenizes with.
+    files = [*sorted((ROOT / "data" / "nlu").glob("*.yml")),
+             *sorted((ROOT / "data" / "dict").glob("*"))]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files))
     digest.update(json.dumps([folds, config], sort_keys=True).encode())
     return CACHE / f"{digest.hexdigest()[:16]}.json"
@@ -94,60 +94,48 @@ def cross_validated_diet(folds: int, config: Dict[str, object]) -> Dict[str, obj
     return {"texts": texts, "gold": gold, "fold": fold_of, "diet": rankings}
 
 
-@lru_cache(maxsize=1)
-def jieba_with_domain_dictionary():
-    import jieba
+def featurized(texts: List[str], gold: List[str]) -> List[Message]:
+    """The examples as the blender sees them: normalised, tokenized, embedded by
+    the pipeline's own components with config.yml's settings."""
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 
-    for path in sorted((ROOT / "data" / "dict").glob("*.txt")):
-        jieba.load_userdict(str(path))
-    return jieba
+    from bot.nlu.normalizer import ChineseTextNormalizer
+    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
-
-def word_tokens(text: str) -> List[str]:
-    return [t for t in jieba_with_domain_dictionary().lcut(text) if t.strip()]
-
-
-def linear_features(texts, embeddings, vectorizers, embedding_weight):
-    parts = [v.transform(texts) for v in vectorizers]
-    parts.append(csr_matrix(embeddings * embedding_weight))
-    return hstack(parts).tocsr()
-
-
-def linear_probabilities(settings, normalized, embeddings, gold, fold, intents) -> np.ndarray:
-    linear = np.zeros((len(gold), len(intents)))
-    for k in sorted(set(fold)):
-        train, test = fold != k, fold == k
-        vectorizers = [TfidfVectorizer(analyzer="char", sublinear_tf=True,
-                                       ngram_range=(1, settings["max_ngram"]))]
-        if settings["words"]:
-            vectorizers.append(TfidfVectorizer(analyzer=word_tokens, sublinear_tf=True))
-        train_texts = [t for t, keep in zip(normalized, train) if keep]
-        test_texts = [t for t, keep in zip(normalized, test) if keep]
-        for v in vectorizers:
-            v.fit(train_texts)
-        model = LogisticRegression(C=settings["C"], max_iter=5000)
-        model.fit(linear_features(train_texts, embeddings[train], vectorizers,
-                                  settings["embedding_weight"]), gold[train])
-        columns = [intents.index(c) for c in model.classes_]
-        linear[np.ix_(test, columns)] = model.predict_proba(
-            linear_features(test_texts, embeddings[test], vectorizers,
-                            settings["embedding_weight"]))
-    return linear
+    pipeline = {c["name"]: c for c in diet_config({})["pipeline"]}
+    tokenizer_config = {**JiebaTokenizer.get_default_config(), **pipeline["JiebaTokenizer"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = LocalModelStorage(Path(tmp))
+        components = [
+            ChineseTextNormalizer.create(pipeline["bot.nlu.normalizer.ChineseTextNormalizer"],
+                                         storage, Resource("normalizer"), None),
+            JiebaTokenizer.create(tokenizer_config, storage, Resource("jieba"), None),
+            SentenceEncoderFeaturizer({}, "sentence_encoder"),
+        ]
+        messages = [Message({TEXT: t, INTENT: g}) for t, g in zip(texts, gold)]
+        for component in components:
+            component.process(messages)
+    return messages
 
 
 def evaluate(cv: Dict[str, object], grid: Dict[str, list]) -> None:
-    from bot.nlu.sentence_encoder import embed
-    from bot.nlu.text import normalize
+    from bot.nlu.blender import fit_linear_model, linear_probabilities
 
-    normalized = [normalize(t) for t in cv["texts"]]
-    embeddings = embed(normalized)
+    messages = featurized(cv["texts"], cv["gold"])
     gold = np.array(cv["gold"])
     fold = np.array(cv["fold"])
     intents = sorted(set(cv["gold"]))
     diet = np.array([[r.get(i, 0.0) for i in intents] for r in cv["diet"]])
     for values in itertools.product(*grid.values()):
         settings = dict(zip(grid.keys(), values))
-        linear = linear_probabilities(settings, normalized, embeddings, gold, fold, intents)
+        linear = np.zeros_like(diet)
+        for k in sorted(set(fold)):
+            train = [m for m, f in zip(messages, fold) if f != k]
+            test = [m for m, f in zip(messages, fold) if f == k]
+            model = fit_linear_model(train, settings)
+            columns = [intents.index(c) for c in model["classifier"].classes_]
+            linear[np.ix_(fold == k, columns)] = linear_probabilities(model, test, settings)
         predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
                      for w in DIET_WEIGHTS}
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
@@ -165,8 +153,7 @@ def blender_settings() -> Dict[str, list]:
     from bot.nlu.blender import IntentBlender
 
     chosen = IntentBlender.get_default_config()
-    return {"C": [chosen["C"]], "max_ngram": [chosen["max_ngram"]], "words": [True],
-            "embedding_weight": [chosen["embedding_weight"]]}
+    return {key: [chosen[key]] for key in GRID}
 
 
 def main() -> None:

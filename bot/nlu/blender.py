@@ -3,9 +3,9 @@
 DIET on about two thousand short examples is confidently wrong on wordings far
 from its training data; a logistic regression over character n-grams, jieba
 words and the sentence embedding errs on other messages. Averaging the two
-rankings has fewer errors than either (README, "How the pipeline was chosen"). The component
-runs after DIET and before the FallbackClassifier, so the fallback threshold
-applies to the blended confidence.
+rankings has fewer errors than either (README, "How the pipeline was chosen").
+The component runs after DIET and before the FallbackClassifier, so the
+fallback threshold applies to the blended confidence.
 """
 from __future__ import annotations
 
@@ -43,6 +43,39 @@ def already_tokenized(tokens: List[Text]) -> List[Text]:
     return tokens
 
 
+def _linear_features(model: Dict[Text, Any], messages: List[Message],
+                     config: Dict[Text, Any]) -> csr_matrix:
+    embeddings = np.stack([sentence_embedding(m) for m in messages])
+    return hstack([
+        model["chars"].transform([m.get(TEXT) or "" for m in messages]),
+        model["words"].transform([words(m) for m in messages]),
+        csr_matrix(embeddings * config["embedding_weight"]),
+    ]).tocsr()
+
+
+def fit_linear_model(examples: List[Message], config: Dict[Text, Any]) -> Dict[Text, Any]:
+    """The linear half of the blend, fitted on tokenized and featurized examples.
+
+    Also called by benchmark/cv.py, so cross-validation measures this very model.
+    """
+    model = {
+        "chars": TfidfVectorizer(analyzer="char", sublinear_tf=True,
+                                 ngram_range=(1, config["max_ngram"])),
+        "words": TfidfVectorizer(analyzer=already_tokenized, sublinear_tf=True),
+    }
+    model["chars"].fit([m.get(TEXT) for m in examples])
+    model["words"].fit([words(m) for m in examples])
+    classifier = LogisticRegression(C=config["C"], max_iter=5000)
+    classifier.fit(_linear_features(model, examples, config), [m.get(INTENT) for m in examples])
+    return {**model, "classifier": classifier}
+
+
+def linear_probabilities(model: Dict[Text, Any], messages: List[Message],
+                         config: Dict[Text, Any]) -> np.ndarray:
+    """One row per message, columns in the order of model["classifier"].classes_."""
+    return model["classifier"].predict_proba(_linear_features(model, messages, config))
+
+
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
 )
@@ -73,26 +106,8 @@ class IntentBlender(GraphComponent, IntentClassifier):
         with model_storage.read_from(resource) as path:
             return cls(config, model_storage, resource, joblib.load(path / MODEL_FILE))
 
-    def _features(self, model: Dict[Text, Any], messages: List[Message]):
-        embeddings = np.stack([sentence_embedding(m) for m in messages])
-        return hstack([
-            model["chars"].transform([m.get(TEXT) or "" for m in messages]),
-            model["words"].transform([words(m) for m in messages]),
-            csr_matrix(embeddings * self._config["embedding_weight"]),
-        ]).tocsr()
-
     def train(self, training_data: TrainingData) -> Resource:
-        examples = training_data.intent_examples
-        model = {
-            "chars": TfidfVectorizer(analyzer="char", sublinear_tf=True,
-                                     ngram_range=(1, self._config["max_ngram"])),
-            "words": TfidfVectorizer(analyzer=already_tokenized, sublinear_tf=True),
-        }
-        model["chars"].fit([m.get(TEXT) for m in examples])
-        model["words"].fit([words(m) for m in examples])
-        classifier = LogisticRegression(C=self._config["C"], max_iter=5000)
-        classifier.fit(self._features(model, examples), [m.get(INTENT) for m in examples])
-        self.model = {**model, "classifier": classifier}
+        self.model = fit_linear_model(training_data.intent_examples, self._config)
         with self._model_storage.write_to(self._resource) as path:
             joblib.dump(self.model, path / MODEL_FILE)
         return self._resource
@@ -105,8 +120,7 @@ class IntentBlender(GraphComponent, IntentClassifier):
         return messages
 
     def _blend(self, messages: List[Message]) -> None:
-        probabilities = self.model["classifier"].predict_proba(
-            self._features(self.model, messages))
+        probabilities = linear_probabilities(self.model, messages, self._config)
         intents = list(self.model["classifier"].classes_)
         weight = self._config["diet_weight"]
         for message, linear in zip(messages, probabilities):
