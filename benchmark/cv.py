@@ -30,7 +30,8 @@ from sklearn.model_selection import StratifiedKFold
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "out" / "cv"
-GRID = {"C": [30.0, 100.0], "max_ngram": [3, 4], "embedding_weight": [1.0, 2.0]}
+GRID = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
+        "pinyin_weight": [0.0, 1.0, 2.0]}
 DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
 
@@ -119,14 +120,23 @@ def featurized(texts: List[str], gold: List[str]) -> List[Message]:
     return messages
 
 
-def evaluate(cv: Dict[str, object], grid: Dict[str, list]) -> None:
-    from bot.nlu.blender import fit_linear_model, linear_probabilities
+def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) -> None:
+    from benchmark.nlu_eval import tfidf_baseline
+    from bot.nlu.blender import IntentBlender, fit_linear_model, linear_probabilities
 
     messages = featurized(cv["texts"], cv["gold"])
     gold = np.array(cv["gold"])
     fold = np.array(cv["fold"])
     intents = sorted(set(cv["gold"]))
     diet = np.array([[r.get(i, 0.0) for i in intents] for r in cv["diet"]])
+    # The benchmark's TF-IDF baseline on the same folds: the target is
+    # at most half its errors.
+    baseline = np.empty(len(gold), dtype=object)
+    for k in sorted(set(fold)):
+        train = [t for t, f in zip(cv["texts"], fold) if f != k]
+        test = [t for t, f in zip(cv["texts"], fold) if f == k]
+        baseline[fold == k] = tfidf_baseline(train, gold[fold != k], test)
+    print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}", flush=True)
     for values in itertools.product(*grid.values()):
         settings = dict(zip(grid.keys(), values))
         linear = np.zeros_like(diet)
@@ -140,13 +150,17 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list]) -> None:
                      for w in DIET_WEIGHTS}
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
         print(f"{settings} errors of {len(gold)} by DIET weight: {errors}", flush=True)
-    # Where the training data itself is confusable (last settings, plain average):
+    # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
-    confused = collections.Counter(
-        (g, p) for g, p in zip(gold, predicted[0.5]) if g != p).most_common(12)
+    chosen = predicted[IntentBlender.get_default_config()["diet_weight"]]
+    confused = collections.Counter((g, p) for g, p in zip(gold, chosen) if g != p).most_common(12)
     print("most frequent cross-validation errors (gold -> predicted):")
     for (g, p), n in confused:
         print(f"  {n:3d}x {g} -> {p}")
+        misread = [t for t, tg, tp in zip(cv["texts"], gold, chosen)
+                   if (tg, tp) == (g, p)]
+        for text in misread[:examples]:
+            print(f"        {text}")
 
 
 def blender_settings() -> Dict[str, list]:
@@ -162,6 +176,8 @@ def main() -> None:
     parser.add_argument("--diet", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DIETClassifier setting of config.yml")
     parser.add_argument("--grid", action="store_true", help="try a grid of blender settings")
+    parser.add_argument("--examples", type=int, default=0, metavar="N",
+                        help="print N misread training examples of each frequent confusion")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.diet)
     config = diet_config({k: yaml.safe_load(v) for k, v in overrides.items()})
@@ -173,7 +189,7 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
     print(f"DIET {config['pipeline'][-1]}")
-    evaluate(cv, GRID if args.grid else blender_settings())
+    evaluate(cv, GRID if args.grid else blender_settings(), args.examples)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from pypinyin import lazy_pinyin
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -43,12 +44,20 @@ def already_tokenized(tokens: List[Text]) -> List[Text]:
     return tokens
 
 
+def pinyin_ngrams(text: Text) -> List[Text]:
+    """Toneless pinyin syllables and syllable pairs: homophone typos (泥好, 8是)
+    and their intended words share them."""
+    syllables = [s for chunk in lazy_pinyin(text) for s in chunk.split()]
+    return syllables + [" ".join(pair) for pair in zip(syllables, syllables[1:])]
+
+
 def _linear_features(model: Dict[Text, Any], messages: List[Message],
                      config: Dict[Text, Any]) -> csr_matrix:
     embeddings = np.stack([sentence_embedding(m) for m in messages])
     return hstack([
         model["chars"].transform([m.get(TEXT) or "" for m in messages]),
         model["words"].transform([words(m) for m in messages]),
+        model["pinyin"].transform([m.get(TEXT) or "" for m in messages]) * config["pinyin_weight"],
         csr_matrix(embeddings * config["embedding_weight"]),
     ]).tocsr()
 
@@ -62,8 +71,10 @@ def fit_linear_model(examples: List[Message], config: Dict[Text, Any]) -> Dict[T
         "chars": TfidfVectorizer(analyzer="char", sublinear_tf=True,
                                  ngram_range=(1, config["max_ngram"])),
         "words": TfidfVectorizer(analyzer=already_tokenized, sublinear_tf=True),
+        "pinyin": TfidfVectorizer(analyzer=pinyin_ngrams, sublinear_tf=True),
     }
     model["chars"].fit([m.get(TEXT) for m in examples])
+    model["pinyin"].fit([m.get(TEXT) for m in examples])
     model["words"].fit([words(m) for m in examples])
     classifier = LogisticRegression(C=config["C"], max_iter=5000)
     classifier.fit(_linear_features(model, examples, config), [m.get(INTENT) for m in examples])
@@ -86,7 +97,8 @@ class IntentBlender(GraphComponent, IntentClassifier):
     def get_default_config() -> Dict[Text, Any]:
         # Chosen by 5-fold cross-validation on the training data alone
         # (`python -m benchmark.cv`, README "How the pipeline was chosen").
-        return {"diet_weight": 0.5, "C": 100.0, "embedding_weight": 2.0, "max_ngram": 3}
+        return {"diet_weight": 0.3, "C": 100.0, "embedding_weight": 2.0, "max_ngram": 3,
+                "pinyin_weight": 1.0}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage,
                  resource: Resource, model: Optional[Dict[Text, Any]] = None) -> None:
