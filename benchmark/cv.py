@@ -122,7 +122,7 @@ def featurized(texts: List[str], gold: List[str]) -> List[Message]:
 
 def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) -> None:
     from benchmark.nlu_eval import tfidf_baseline
-    from bot.nlu.blender import IntentBlender, fit_linear_model, linear_probabilities
+    from bot.nlu.blender import fit_linear_model, linear_probabilities
 
     messages = featurized(cv["texts"], cv["gold"])
     gold = np.array(cv["gold"])
@@ -152,7 +152,7 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) ->
         print(f"{settings} errors of {len(gold)} by DIET weight: {errors}", flush=True)
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
-    chosen = predicted[IntentBlender.get_default_config()["diet_weight"]]
+    chosen = predicted[blender_settings()["diet_weight"]]
     confused = collections.Counter((g, p) for g, p in zip(gold, chosen) if g != p).most_common(12)
     print("most frequent cross-validation errors (gold -> predicted):")
     for (g, p), n in confused:
@@ -163,11 +163,13 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) ->
             print(f"        {text}")
 
 
-def blender_settings() -> Dict[str, list]:
+def blender_settings() -> Dict[str, object]:
+    """The IntentBlender's settings in config.yml over its defaults."""
     from bot.nlu.blender import IntentBlender
 
-    chosen = IntentBlender.get_default_config()
-    return {key: [chosen[key]] for key in GRID}
+    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
+    entry = next(c for c in config["pipeline"] if c["name"].endswith("IntentBlender"))
+    return {**IntentBlender.get_default_config(), **entry}
 
 
 def main() -> None:
@@ -189,7 +191,8 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
     print(f"DIET {config['pipeline'][-1]}")
-    evaluate(cv, GRID if args.grid else blender_settings(), args.examples)
+    chosen = {key: [value] for key, value in blender_settings().items() if key in GRID}
+    evaluate(cv, GRID if args.grid else chosen, args.examples)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def test_blender_averages_diet_and_its_linear_model(storage):
 
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 
-    from bot.nlu.blender import IntentBlender, linear_probabilities
+    from bot.nlu.blender import IntentBlender, _linear_features, linear_probabilities
     from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
     tokenizer = JiebaTokenizer.create(
@@ -131,7 +131,8 @@ def test_blender_averages_diet_and_its_linear_model(storage):
 
     examples = [Message({TEXT: t, INTENT: i}) for t, i in [
         ("忘记密码", "faq_forgot_password"), ("密码忘了怎么办", "faq_forgot_password"),
-        ("重置密码", "faq_forgot_password"), ("你好", "greet"), ("您好呀", "greet"), ("早上好", "greet")]]
+        ("重置密码", "faq_forgot_password"), ("你好", "greet"), ("您好呀", "greet"), ("早上好", "greet"),
+        ("转人工", "request_human"), ("我要人工客服", "request_human"), ("找个真人", "request_human")]]
     featurize(examples)
     resource = Resource("blender")
     context = ExecutionContext(graph_schema=None, model_id="test")
@@ -152,6 +153,10 @@ def test_blender_averages_diet_and_its_linear_model(storage):
     assert ranking["faq_forgot_password"] == pytest.approx((1 - weight) * linear["faq_forgot_password"])
     assert abs(sum(ranking.values()) - 1.0) < 1e-6
     assert message.get(INTENT)["name"] == "faq_forgot_password"
+    # The blender's own softmax is the logistic regression's predict_proba.
+    features = _linear_features(blender.model, [message], blender._config)
+    assert list(linear.values()) == pytest.approx(
+        list(blender.model["classifier"].predict_proba(features)[0]))
 
 
 def test_pinyin_features_join_homophone_typos_to_the_intended_words():
