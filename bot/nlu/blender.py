@@ -2,8 +2,9 @@
 
 DIET on about two thousand short examples is confidently wrong on wordings far
 from its training data; a logistic regression over character n-grams, jieba
-words and the sentence embedding errs on other messages. Averaging the two
-rankings has fewer errors than either (README, "How the pipeline was chosen").
+words, pinyin and the sentence embedding errs on other messages. A weighted
+mean of the two rankings has fewer errors than either (README, "How the
+pipeline was chosen").
 The component runs after DIET and before the FallbackClassifier, so the
 fallback threshold applies to the blended confidence.
 """
@@ -100,7 +101,7 @@ def linear_probabilities(model: Dict[Text, Any], messages: List[Message],
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
 )
 class IntentBlender(GraphComponent, IntentClassifier):
-    """Replaces the intent ranking by the mean of DIET's and a linear model's."""
+    """Replaces the intent ranking by a weighted mean of DIET's and a linear model's."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
