@@ -120,11 +120,13 @@ def featurized(texts: List[str], gold: List[str]) -> List[Message]:
     return messages
 
 
-def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) -> None:
+def evaluate(cv: Dict[str, object], grid: Dict[str, list], diet_weight: float,
+             examples: int = 0) -> None:
     from benchmark.nlu_eval import tfidf_baseline
     from bot.nlu.blender import fit_linear_model, linear_probabilities
 
-    messages = featurized(cv["texts"], cv["gold"])
+    texts = np.array(cv["texts"], dtype=object)
+    messages = np.array(featurized(cv["texts"], cv["gold"]), dtype=object)
     gold = np.array(cv["gold"])
     fold = np.array(cv["fold"])
     intents = sorted(set(cv["gold"]))
@@ -133,33 +135,28 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], examples: int = 0) ->
     # at most half its errors.
     baseline = np.empty(len(gold), dtype=object)
     for k in sorted(set(fold)):
-        train = [t for t, f in zip(cv["texts"], fold) if f != k]
-        test = [t for t, f in zip(cv["texts"], fold) if f == k]
-        baseline[fold == k] = tfidf_baseline(train, gold[fold != k], test)
+        baseline[fold == k] = tfidf_baseline(texts[fold != k], gold[fold != k], texts[fold == k])
     print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}", flush=True)
     for values in itertools.product(*grid.values()):
         settings = dict(zip(grid.keys(), values))
         linear = np.zeros_like(diet)
         for k in sorted(set(fold)):
-            train = [m for m, f in zip(messages, fold) if f != k]
-            test = [m for m, f in zip(messages, fold) if f == k]
-            model = fit_linear_model(train, settings)
+            model = fit_linear_model(list(messages[fold != k]), settings)
             columns = [intents.index(c) for c in model["classifier"].classes_]
-            linear[np.ix_(fold == k, columns)] = linear_probabilities(model, test, settings)
+            linear[np.ix_(fold == k, columns)] = linear_probabilities(
+                model, list(messages[fold == k]), settings)
         predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
                      for w in DIET_WEIGHTS}
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
         print(f"{settings} errors of {len(gold)} by DIET weight: {errors}", flush=True)
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
-    chosen = predicted[blender_settings()["diet_weight"]]
+    chosen = predicted[diet_weight]
     confused = collections.Counter((g, p) for g, p in zip(gold, chosen) if g != p).most_common(12)
     print("most frequent cross-validation errors (gold -> predicted):")
     for (g, p), n in confused:
         print(f"  {n:3d}x {g} -> {p}")
-        misread = [t for t, tg, tp in zip(cv["texts"], gold, chosen)
-                   if (tg, tp) == (g, p)]
-        for text in misread[:examples]:
+        for text in texts[(gold == g) & (chosen == p)][:examples]:
             print(f"        {text}")
 
 
@@ -191,8 +188,9 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
     print(f"DIET {config['pipeline'][-1]}")
-    chosen = {key: [value] for key, value in blender_settings().items() if key in GRID}
-    evaluate(cv, GRID if args.grid else chosen, args.examples)
+    settings = blender_settings()
+    chosen = {key: [value] for key, value in settings.items() if key in GRID}
+    evaluate(cv, GRID if args.grid else chosen, settings["diet_weight"], args.examples)
 
 
 if __name__ == "__main__":
