@@ -73,8 +73,10 @@ def cross_validated_diet(folds: int, config: Dict[str, object]) -> Dict[str, obj
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
     from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
 
     configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)  # else every parse of every fold is logged
     data = load_data(str(ROOT / "data" / "nlu"))
     examples = data.intent_examples
     texts = [m.get("text") for m in examples]

@@ -196,8 +196,8 @@ def report(args) -> Dict[str, object]:
     out["ours_no_fallback"] = nlu_eval.scores(gold, [r[0][0] for r in ours["rankings"]])
     out["baseline"] = nlu_eval.scores(gold, nlu_eval.tfidf_baseline(train_texts, train_labels, texts))
     out["sweep"] = {
-        f"{t:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, settings["ambiguity"]))
-        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+        f"{t:.2f} / {a:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, a))
+        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7) for a in (0.0, 0.02, 0.05, 0.1)
     }
     out["load_seconds"] = ours["load_seconds"]
     out["parse_latencies"] = ours["latencies"]
@@ -224,9 +224,9 @@ def print_report(r: Dict[str, object]) -> None:
     print("per-intent F1 (ours / baseline):")
     for intent, f1 in ours["per_intent_f1"].items():
         print(f"  {intent:34s} {f1:.3f} / {base['per_intent_f1'][intent]:.3f}")
-    print("threshold sweep (accuracy, oos rejection, in-scope fallback):")
-    for threshold, s in r["sweep"].items():
-        print(f"  {threshold}  {s['accuracy']:.3f}  {s['oos_rejection']:.3f}  {s['in_scope_fallback']:.3f}")
+    print("threshold / ambiguity sweep (accuracy, oos rejection, in-scope fallback):")
+    for thresholds, s in r["sweep"].items():
+        print(f"  {thresholds}  {s['accuracy']:.3f}  {s['oos_rejection']:.3f}  {s['in_scope_fallback']:.3f}")
     print("most frequent errors (gold -> predicted):")
     for (gold, predicted), n in nlu_eval.confusions(ours["errors"]):
         print(f"  {n}x {gold} -> {predicted}")
