@@ -28,7 +28,8 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from sklearn.model_selection import StratifiedKFold
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmark import ROOT, pipeline_entry
+
 CACHE = ROOT / "bench" / "out" / "cv"
 GRID = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
         "pinyin_weight": [0.0, 1.0, 2.0]}
@@ -166,9 +167,7 @@ def blender_settings() -> Dict[str, object]:
     """The IntentBlender's settings in config.yml over its defaults."""
     from bot.nlu.blender import IntentBlender
 
-    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
-    entry = next(c for c in config["pipeline"] if c["name"].endswith("IntentBlender"))
-    return {**IntentBlender.get_default_config(), **entry}
+    return {**IntentBlender.get_default_config(), **pipeline_entry("IntentBlender")}
 
 
 def main() -> None:

@@ -19,12 +19,10 @@ from typing import Dict, List, Sequence
 
 import aiohttp
 import psutil
-import yaml
 
-from benchmark import nlu_eval
+from benchmark import ROOT, nlu_eval, pipeline_entry
 from bot.local_servers import RunningAssistant, answers_greeting, running_assistant
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tuanjian.tar.gz"
 TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
 TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
@@ -67,8 +65,7 @@ def load_examples(path: Path):
 
 
 def fallback_settings() -> Dict[str, float]:
-    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
-    item = next(c for c in config["pipeline"] if c["name"] == "FallbackClassifier")
+    item = pipeline_entry("FallbackClassifier")
     return {"threshold": item["threshold"], "ambiguity": item.get("ambiguity_threshold", 0.1)}
 
 

@@ -75,8 +75,9 @@ def fit_linear_model(examples: List[Message], config: Dict[Text, Any]) -> Dict[T
         "words": TfidfVectorizer(analyzer=already_tokenized, sublinear_tf=True),
         "pinyin": TfidfVectorizer(analyzer=pinyin_ngrams, sublinear_tf=True),
     }
-    model["chars"].fit([m.get(TEXT) for m in examples])
-    model["pinyin"].fit([m.get(TEXT) for m in examples])
+    texts = [m.get(TEXT) for m in examples]
+    model["chars"].fit(texts)
+    model["pinyin"].fit(texts)
     model["words"].fit([words(m) for m in examples])
     classifier = LogisticRegression(C=config["C"], max_iter=5000)
     classifier.fit(_linear_features(model, examples, config), [m.get(INTENT) for m in examples])
