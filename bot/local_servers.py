@@ -37,18 +37,26 @@ class RunningAssistant:
     base: str  # the Rasa server, e.g. http://127.0.0.1:40123
     rasa_pid: int
     actions_pid: int
+    tracker_db: Optional[Path] = None  # the SQLite tracker store, when there is one
 
 
 @contextmanager
 def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] = None,
-                      rasa_env: Optional[Dict[str, str]] = None) -> Iterator[RunningAssistant]:
+                      rasa_env: Optional[Dict[str, str]] = None,
+                      sqlite_tracker_store: bool = False) -> Iterator[RunningAssistant]:
     """Rasa + action server on free ports and a demo database loaded "today";
-    yields once `is_up(base URL)` holds."""
+    yields once `is_up(base URL)` holds. Conversations are kept in memory, or,
+    with `sqlite_tracker_store`, in Rasa's SQL store on a SQLite file of their
+    own, as `endpoints.yml` (the embedded default) keeps them."""
     assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
     rasa_port, action_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
     endpoints = logs / "endpoints.yml"
     endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
+    tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
+    if tracker_db:
+        with endpoints.open("a") as f:
+            f.write(f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {tracker_db}\n")
     if credentials is not None:
         (logs / "credentials.yml").write_text(credentials)
     env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}")
@@ -70,7 +78,7 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
                 assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
             assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
             time.sleep(1)
-        yield RunningAssistant(base, procs[1].pid, procs[0].pid)
+        yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db)
     finally:
         for proc in procs:
             proc.terminate()

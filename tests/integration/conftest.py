@@ -10,10 +10,16 @@ STAFF_TOKEN = "integration-staff-token"
 
 
 @pytest.fixture(scope="session")
-def webhook():
-    """The REST webhook of the assistant as scripts/run.sh configures it."""
-    with running_assistant(answers_greeting, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN}) as assistant:
-        yield f"{assistant.base}/webhooks/rest/webhook"
+def assistant():
+    """The assistant as scripts/run.sh configures it: Rasa's SQL tracker store on SQLite."""
+    with running_assistant(answers_greeting, rasa_env={"STAFF_API_TOKEN": STAFF_TOKEN},
+                           sqlite_tracker_store=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def webhook(assistant):
+    return f"{assistant.base}/webhooks/rest/webhook"
 
 
 class Conversation:
