@@ -1,0 +1,72 @@
+"""How the benchmark counts: the figures the issue's targets are read from."""
+import pytest
+from aiohttp import web
+from aiohttp import test_utils
+
+from benchmark.nlu_eval import FALLBACK, is_correct, scores, tfidf_baseline, with_fallback
+from benchmark.run import percentile, short_conversations
+
+
+@pytest.mark.parametrize("gold, predicted, correct", [
+    ("faq_quit_league", "faq_quit_league", True),
+    ("faq_quit_league", "faq_auto_approval", False),
+    ("faq_quit_league", FALLBACK, False),  # an in-scope message that falls back is an error
+    ("out_of_scope", FALLBACK, True),  # declining either way is right
+    ("out_of_scope", "out_of_scope", True),
+    ("out_of_scope", "greet", False),
+])
+def test_a_fallback_is_right_only_for_out_of_scope(gold, predicted, correct):
+    assert is_correct(gold, predicted) is correct
+
+
+def test_scores_count_rejection_and_in_scope_fallback_separately():
+    gold = ["greet", "greet", "thank", "out_of_scope", "out_of_scope"]
+    predicted = ["greet", FALLBACK, "greet", FALLBACK, "thank"]
+    result = scores(gold, predicted)
+    assert result["accuracy"] == pytest.approx(2 / 5)
+    assert result["oos_rejection"] == pytest.approx(1 / 2)
+    assert result["in_scope_fallback"] == pytest.approx(1 / 3)
+    assert sorted(result["errors"]) == [("greet", FALLBACK), ("out_of_scope", "thank"), ("thank", "greet")]
+    assert result["per_intent_f1"]["greet"] == pytest.approx(2 * 0.5 * 0.5 / (0.5 + 0.5))
+
+
+def test_with_fallback_applies_rasas_threshold_and_ambiguity_rule():
+    rankings = [
+        [("greet", 0.80), ("thank", 0.10)],
+        [("greet", 0.39), ("thank", 0.30)],  # below the threshold
+        [("greet", 0.50), ("thank", 0.47)],  # too close to the runner-up
+        [("greet", 0.40), ("thank", 0.35)],  # exactly at the threshold stays
+    ]
+    assert with_fallback(rankings, 0.4, 0.05) == ["greet", FALLBACK, FALLBACK, "greet"]
+    assert with_fallback(rankings, 0.4, 0.0) == ["greet", FALLBACK, "greet", "greet"]
+
+
+def test_percentile_is_the_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile([7.0], 0.95) == 7.0
+
+
+def test_baseline_reads_traditional_characters_through_the_normaliser():
+    texts = ["忘记密码", "密码忘了", "重置密码", "你好", "您好", "早上好"]
+    labels = ["faq_forgot_password"] * 3 + ["greet"] * 3
+    assert tfidf_baseline(texts, labels, ["忘記密碼怎麼辦", "你好呀"]) == ["faq_forgot_password", "greet"]
+
+
+async def test_short_conversations_are_new_senders_one_after_another():
+    received = []
+
+    async def webhook(request):
+        received.append(await request.json())
+        return web.json_response([{"text": "ok"}])
+
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", webhook)
+    texts = [f"m{i}" for i in range(10)]
+    async with test_utils.TestServer(app) as server:
+        latencies = await short_conversations(str(server.make_url("/webhooks/rest/webhook")), texts, 3, 2)
+    assert len(latencies) == 6
+    assert [m["message"] for m in received] == ["m0", "m1", "m2", "m3", "m4", "m5"]
+    senders = [m["sender"] for m in received]
+    assert senders[0] == senders[1] != senders[2] == senders[3] != senders[4] == senders[5]
