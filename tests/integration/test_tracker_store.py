@@ -4,13 +4,15 @@ import json
 
 import sqlalchemy as sa
 
+from bot.report.report import EVENTS
+
 
 def stored_events(tracker_db, sender):
+    """Read through the report's own definition of Rasa's table."""
     engine = sa.create_engine(f"sqlite:///{tracker_db}", future=True)
     with engine.connect() as connection:
         rows = connection.execute(
-            sa.text("SELECT type_name, intent_name, action_name, data FROM events "
-                    "WHERE sender_id = :sender ORDER BY id"), {"sender": sender}).all()
+            sa.select(EVENTS).where(EVENTS.c.sender_id == sender).order_by(EVENTS.c.id)).all()
     engine.dispose()
     return rows
 
