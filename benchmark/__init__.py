@@ -4,6 +4,8 @@ from typing import Dict
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The held-out NLU test set, one file per author (test_set.yml first).
+TEST_FILES = sorted((ROOT / "tests" / "nlu").glob("test_set*.yml"))
 
 
 def pipeline_entry(name: str) -> Dict[str, object]:

@@ -43,6 +43,19 @@ def scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, object]:
     }
 
 
+def errors_by_file(files: Sequence[str], gold: Sequence[str],
+                   predictions: Dict[str, Sequence[str]]) -> Dict[str, Dict[str, int]]:
+    """Per test-set file: its size and each model's errors, so every author's
+    batch can be read on its own."""
+    out: Dict[str, Dict[str, int]] = {}
+    for name in dict.fromkeys(files):
+        rows = [i for i, f in enumerate(files) if f == name]
+        out[name] = {"n": len(rows), **{
+            model: sum(not is_correct(gold[i], predicted[i]) for i in rows)
+            for model, predicted in predictions.items()}}
+    return out
+
+
 def with_fallback(
     rankings: List[List[Tuple[str, float]]], threshold: float, ambiguity: float
 ) -> List[str]:

@@ -20,12 +20,11 @@ from typing import Dict, List, Sequence
 import aiohttp
 import psutil
 
-from benchmark import ROOT, nlu_eval, pipeline_entry
+from benchmark import ROOT, TEST_FILES, nlu_eval, pipeline_entry
 from bot.local_servers import RunningAssistant, answers_greeting, running_assistant
 
 MODEL = ROOT / "models" / "tuanjian.tar.gz"
 TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
-TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
 WECHAT_TOKEN = "benchmark-token"
 
 
@@ -197,13 +196,21 @@ def report(args) -> Dict[str, object]:
     training = train(args.force_train)
     out["training"] = training
     train_texts, train_labels = load_examples(ROOT / "data" / "nlu")
-    texts, gold = load_examples(TEST_SET)
+    texts, gold, files = [], [], []
+    for path in TEST_FILES:
+        file_texts, file_gold = load_examples(path)
+        texts += file_texts
+        gold += file_gold
+        files += [path.name] * len(file_texts)
     ours = asyncio.run(evaluate_in_process(texts))
     settings = fallback_settings()
     out["fallback"] = settings
     out["ours"] = nlu_eval.scores(gold, ours["predicted"])
     out["ours_no_fallback"] = nlu_eval.scores(gold, [r[0][0] for r in ours["rankings"]])
-    out["baseline"] = nlu_eval.scores(gold, nlu_eval.tfidf_baseline(train_texts, train_labels, texts))
+    baseline = nlu_eval.tfidf_baseline(train_texts, train_labels, texts)
+    out["baseline"] = nlu_eval.scores(gold, baseline)
+    out["errors_by_file"] = nlu_eval.errors_by_file(
+        files, gold, {"ours": ours["predicted"], "baseline": baseline})
     out["sweep"] = {
         f"{t:.2f} / {a:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, a))
         for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7) for a in (0.0, 0.02, 0.05, 0.1)
@@ -218,7 +225,8 @@ def report(args) -> Dict[str, object]:
 def print_report(r: Dict[str, object]) -> None:
     ours, base, raw = r["ours"], r["baseline"], r["ours_no_fallback"]
     t = r["training"]
-    print(f"\n=== Benchmark {r['date']} (test set: {ours['n']} messages, {TEST_SET.relative_to(ROOT)}) ===")
+    names = ", ".join(p.name for p in TEST_FILES)
+    print(f"\n=== Benchmark {r['date']} (test set: {ours['n']} messages in tests/nlu/: {names}) ===")
     when = "trained in this run" if t["trained_now"] else "model up to date; last training"
     print(f"training time            {t['seconds'] or float('nan'):.1f} s ({when})")
     print(f"model load time          {r['load_seconds']:.1f} s")
@@ -230,6 +238,8 @@ def print_report(r: Dict[str, object]) -> None:
     print(f"in-scope fell to fallback {ours['in_scope_fallback']:.3f}")
     print(f"TF-IDF+LR baseline       accuracy {base['accuracy']:.3f}, macro-F1 {base['macro_f1']:.3f}")
     print(f"errors                   ours {len(ours['errors'])}, baseline {len(base['errors'])}")
+    for name, e in r["errors_by_file"].items():
+        print(f"  {name:30s} {e['n']} messages: ours {e['ours']}, baseline {e['baseline']}")
     print("per-intent F1 (ours / baseline):")
     for intent, f1 in ours["per_intent_f1"].items():
         print(f"  {intent:34s} {f1:.3f} / {base['per_intent_f1'][intent]:.3f}")

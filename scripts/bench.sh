@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Accuracy on tests/nlu/test_set.yml beside a TF-IDF baseline, and speed.
+# Accuracy on the test set (tests/nlu/test_set*.yml) beside a TF-IDF baseline, and speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -3,7 +3,8 @@ import pytest
 from aiohttp import web
 from aiohttp import test_utils
 
-from benchmark.nlu_eval import FALLBACK, is_correct, scores, tfidf_baseline, with_fallback
+from benchmark.nlu_eval import (FALLBACK, errors_by_file, is_correct, scores, tfidf_baseline,
+                                with_fallback)
 from benchmark.run import percentile, short_conversations
 
 
@@ -28,6 +29,17 @@ def test_scores_count_rejection_and_in_scope_fallback_separately():
     assert result["in_scope_fallback"] == pytest.approx(1 / 3)
     assert sorted(result["errors"]) == [("greet", FALLBACK), ("out_of_scope", "thank"), ("thank", "greet")]
     assert result["per_intent_f1"]["greet"] == pytest.approx(2 * 0.5 * 0.5 / (0.5 + 0.5))
+
+
+def test_errors_are_counted_for_each_test_set_file():
+    files = ["a.yml", "a.yml", "b.yml", "b.yml", "b.yml"]
+    gold = ["greet", "thank", "greet", "out_of_scope", "thank"]
+    ours = ["greet", FALLBACK, "greet", FALLBACK, "greet"]
+    baseline = ["thank", "thank", "thank", "greet", "greet"]
+    assert errors_by_file(files, gold, {"ours": ours, "baseline": baseline}) == {
+        "a.yml": {"n": 2, "ours": 1, "baseline": 1},
+        "b.yml": {"n": 3, "ours": 1, "baseline": 3},
+    }
 
 
 def test_with_fallback_applies_rasas_threshold_and_ambiguity_rule():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from rasa.shared.nlu.training_data.loading import load_data
 
+from benchmark import TEST_FILES
 from bot.nlu.text import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,12 @@ def training():
 
 @pytest.fixture(scope="module")
 def test_set():
-    return load_data(str(ROOT / "tests" / "nlu" / "test_set.yml"))
+    # The files the benchmark reads, one per author.
+    assert [p.name for p in TEST_FILES][:1] == ["test_set.yml"]
+    data = load_data(str(TEST_FILES[0]))
+    for path in TEST_FILES[1:]:
+        data = data.merge(load_data(str(path)))
+    return data
 
 
 def counts(data):
