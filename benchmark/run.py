@@ -225,7 +225,7 @@ def report(args) -> Dict[str, object]:
 def print_report(r: Dict[str, object]) -> None:
     ours, base, raw = r["ours"], r["baseline"], r["ours_no_fallback"]
     t = r["training"]
-    names = ", ".join(p.name for p in TEST_FILES)
+    names = ", ".join(r["errors_by_file"])
     print(f"\n=== Benchmark {r['date']} (test set: {ours['n']} messages in tests/nlu/: {names}) ===")
     when = "trained in this run" if t["trained_now"] else "model up to date; last training"
     print(f"training time            {t['seconds'] or float('nan'):.1f} s ({when})")
