@@ -6,8 +6,7 @@ from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.domain_texts import DomainDict, topic_button, topic_title
-from actions.handoff import open_ticket
-from bot.backend.tickets import TicketService
+from actions.handoff import TicketServices, open_ticket
 from bot.nlu.text import has_words
 
 MAX_SUGGESTIONS = 3
@@ -32,12 +31,9 @@ def previous_intent(tracker: Tracker) -> Optional[Text]:
     return ((users[1].get("parse_data") or {}).get("intent") or {}).get("name") if len(users) > 1 else None
 
 
-class ActionSuggestFaqs(Action):
+class ActionSuggestFaqs(TicketServices, Action):
     """Below the NLU threshold: "您是不是想问…" with the likeliest FAQs as buttons;
     the second time in a row, a person takes over."""
-
-    def __init__(self, tickets: Optional[TicketService] = None) -> None:
-        self.tickets = tickets or TicketService()
 
     def name(self) -> Text:
         return "action_suggest_faqs"
@@ -53,7 +49,7 @@ class ActionSuggestFaqs(Action):
             # A member number, whatever the words around it: verify and answer.
             return [FollowupAction("verification_form")]
         if previous_intent(tracker) == FALLBACK_INTENT:
-            return await open_ticket(dispatcher, tracker, self.tickets, "fallbacks")
+            return await open_ticket(dispatcher, tracker, self.service, self.verifications, "fallbacks")
         intents = likely_topics(message.get("intent_ranking") or [], domain)
         buttons = [topic_button(domain, i) for i in (*intents, *ESCAPE_INTENTS)]
         dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)

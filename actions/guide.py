@@ -14,9 +14,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.domain_texts import DomainDict
-from actions.status import NOT_AN_ANSWER, BackendUnavailable, call_backend
+from actions.common import NOT_AN_ANSWER, BackendUnavailable, call_backend, conversation_of
 from bot.backend.rules import SPECIAL_PROVINCES
 from bot.backend.service import TransferService
+from bot.backend.verification import VerificationService
 from bot.guide.table import Table, load_table
 from bot.nlu.text import normalize
 
@@ -70,8 +71,10 @@ def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
 
 class ValidateDestinationForm(FormValidationAction):
     def __init__(self, service: Optional[TransferService] = None,
+                 verifications: Optional[VerificationService] = None,
                  today: Callable[[], datetime.date] = datetime.date.today) -> None:
         self.service = service or TransferService()
+        self.verifications = verifications or VerificationService()
         self.today = today
         self.table = load_table()
 
@@ -93,10 +96,12 @@ class ValidateDestinationForm(FormValidationAction):
 
     async def known_facts(self, tracker: Tracker) -> List[EventType]:
         """Facts the backend holds for a verified member are not asked again."""
-        member_no = tracker.get_slot("verified_member")
-        if not member_no or tracker.get_slot("over_28") is not None:
+        if not tracker.get_slot("is_verified") or tracker.get_slot("over_28") is not None:
             return []
         try:
+            member_no = await call_backend(self.verifications.current, conversation_of(tracker))
+            if member_no is None:
+                return []
             birth_year = await call_backend(self.service.birth_year, member_no)
         except BackendUnavailable:
             return []

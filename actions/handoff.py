@@ -6,10 +6,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import BackendUnavailable, call_backend, conversation_of, intent_of
 from actions.domain_texts import DomainDict
-from actions.status import BackendUnavailable, call_backend
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService
+from bot.backend.verification import VerificationService
+from bot.redaction import redact_events
 
 TRANSCRIPT_EVENTS = 40
 # Messages that ask for help rather than say what the problem is.
@@ -18,8 +20,9 @@ REASONS = {"request_human": "request_human", "not_helpful": "not_helpful", "rate
 
 
 def transcript(tracker: Tracker) -> List[Dict[Text, Any]]:
+    """The conversation's last lines, with the digits of verification turns masked."""
     lines = []
-    for event in tracker.events[-TRANSCRIPT_EVENTS:]:
+    for event in redact_events(tracker.events)[-TRANSCRIPT_EVENTS:]:
         if event.get("event") in ("user", "bot") and event.get("text"):
             stamp = event.get("timestamp")
             at = datetime.fromtimestamp(stamp, timezone.utc).isoformat() if stamp else None
@@ -30,7 +33,7 @@ def transcript(tracker: Tracker) -> List[Dict[Text, Any]]:
 
 def unanswered_question(tracker: Tracker) -> Text:
     """The member's last message that states a problem (not "转人工" itself)."""
-    for event in reversed(tracker.events):
+    for event in reversed(redact_events(tracker.events)):
         if event.get("event") != "user":
             continue
         text = event.get("text") or ""
@@ -40,12 +43,16 @@ def unanswered_question(tracker: Tracker) -> Text:
     return ""
 
 
-async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker,
-                      service: TicketService, reason: Text) -> List[EventType]:
+async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker, service: TicketService,
+                      verifications: VerificationService, reason: Text) -> List[EventType]:
+    """Open a ticket with the conversation's context: the member only when the backend
+    has verified this conversation as them."""
+    conversation = conversation_of(tracker)
     try:
+        member = await call_backend(verifications.current, conversation)
         ticket = await call_backend(
-            service.open_ticket, tracker.get_latest_input_channel() or "rest", tracker.sender_id,
-            tracker.get_slot("verified_member"), unanswered_question(tracker), transcript(tracker), reason)
+            service.open_ticket, conversation.channel, tracker.sender_id,
+            member, unanswered_question(tracker), transcript(tracker), reason)
     except (BackendUnavailable, DomainError):
         dispatcher.utter_message(response="utter_handoff_unavailable")
         return []
@@ -53,24 +60,27 @@ async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker,
     return [SlotSet("handoff_ticket", ticket)]
 
 
-class ActionOpenTicket(Action):
-    def __init__(self, service: Optional[TicketService] = None) -> None:
-        self.service = service or TicketService()
+class TicketServices:
+    """The services of the handoff actions; a mixin, since rasa-sdk registers every Action subclass."""
 
+    def __init__(self, service: Optional[TicketService] = None,
+                 verifications: Optional[VerificationService] = None) -> None:
+        self.service = service or TicketService()
+        self.verifications = verifications or VerificationService()
+
+
+class ActionOpenTicket(TicketServices, Action):
     def name(self) -> Text:
         return "action_open_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
-        return await open_ticket(dispatcher, tracker, self.service, REASONS.get(intent, "request_human"))
+        return await open_ticket(dispatcher, tracker, self.service, self.verifications,
+                                 REASONS.get(intent_of(tracker), "request_human"))
 
 
-class ActionHandoffPending(Action):
+class ActionHandoffPending(TicketServices, Action):
     """Every message while the ticket is open: record it, say staff will reply."""
-
-    def __init__(self, service: Optional[TicketService] = None) -> None:
-        self.service = service or TicketService()
 
     def name(self) -> Text:
         return "action_handoff_pending"
@@ -81,7 +91,7 @@ class ActionHandoffPending(Action):
         text = (tracker.latest_message or {}).get("text") or ""
         try:
             still_open = await call_backend(self.service.open_ticket_of,
-                                            tracker.get_latest_input_channel() or "rest", tracker.sender_id)
+                                            conversation_of(tracker).channel, tracker.sender_id)
             if still_open == ticket:
                 await call_backend(self.service.add_member_message, ticket, text)
         except (BackendUnavailable, DomainError):
@@ -93,11 +103,8 @@ class ActionHandoffPending(Action):
         return [SlotSet("handoff_ticket", None)]
 
 
-class ActionRateAnswer(Action):
+class ActionRateAnswer(TicketServices, Action):
     """👍 / 👎 under an FAQ answer; 👎 also hands over to a person."""
-
-    def __init__(self, service: Optional[TicketService] = None) -> None:
-        self.service = service or TicketService()
 
     def name(self) -> Text:
         return "action_rate_answer"
@@ -108,12 +115,12 @@ class ActionRateAnswer(Action):
         faq = last_faq(tracker)
         if rating in ("up", "down") and faq:
             try:
-                await call_backend(self.service.record_rating, tracker.get_latest_input_channel() or "rest",
+                await call_backend(self.service.record_rating, conversation_of(tracker).channel,
                                    tracker.sender_id, faq, rating)
             except (BackendUnavailable, DomainError):
                 pass  # a lost rating must not cost the member an answer
         if rating == "down":
-            return await open_ticket(dispatcher, tracker, self.service, "not_helpful")
+            return await open_ticket(dispatcher, tracker, self.service, self.verifications, "not_helpful")
         dispatcher.utter_message(response="utter_rating_thanks")
         return []
 

@@ -1,46 +1,37 @@
 """The member's own transfer request: verify, then explain it.
 
-Verification (member number + last four phone digits) belongs to one
-conversation: it lives in that conversation's slots. Five failures lock it for
-15 minutes. Every backend call has a 2-second budget; past that, or when the
-database is unreachable, the member hears the lookup is unavailable.
+Whom a conversation may see is decided by the backend (bot.backend.verification):
+the actions ask it, never a slot; the slot `is_verified` only mirrors its
+answer for the dialogue's rules. The digits a member types go to the backend
+and into no slot. Every backend call has a 2-second budget; past that, or when
+the database is unreachable, the member hears the lookup is unavailable.
 """
-import asyncio
 import logging
 import re
-import time
-from typing import Any, Callable, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import (
+    NOT_AN_ANSWER, BackendUnavailable, call_backend, client_of, conversation_of, intent_of,
+)
 from actions.domain_texts import DomainDict, response_text
 from bot.backend.rules import SPECIAL_PROVINCES, DomainError
 from bot.backend.service import MemberStatus, TransferService
+from bot.backend.verification import VerificationService
 from bot.nlu.text import normalize
 
 logger = logging.getLogger(__name__)
 
-MAX_FAILURES = 5
-# Channels whose sender id is a lasting identity (the WeChat OpenID): a
-# verification there is remembered in the backend. A web session is not.
+# Channels whose user id is a lasting identity (the WeChat OpenID): a
+# verification there is remembered as a binding. A web or REST session is not.
 BINDING_CHANNELS = ("wechat",)
-LOCK_SECONDS = 15 * 60
-BACKEND_TIMEOUT = 2.0
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
-# Messages with these intents are questions, not an attempt at the number or
-# digits: the form lets other rules answer them.
-NOT_AN_ANSWER = re.compile(
-    r"^(faq_.*|request_human|goodbye|greet|bot_challenge|thank|stop|"
-    r"start_destination_guide|check_transfer_status|ask_contact|ask_wait_time)$")
 # Digits glued to letters ("2019oo1") are a typo, not a number.
 _DIGIT_RUN = re.compile(r"(?<![0-9a-z])[0-9]+(?![0-9a-z])")
-
-
-class BackendUnavailable(Exception):
-    pass
 
 
 def parse_credentials(text: Text) -> Tuple[Optional[Text], Optional[Text]]:
@@ -55,35 +46,24 @@ def parse_credentials(text: Text) -> Tuple[Optional[Text], Optional[Text]]:
     return number, last4
 
 
-async def call_backend(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a blocking backend call with the 2-second budget."""
-    loop = asyncio.get_running_loop()
-    try:
-        return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), BACKEND_TIMEOUT)
-    except DomainError:
-        raise
-    except Exception as error:  # timeout, connection refused, driver errors
-        logger.warning("transfer backend unavailable: %r", error)
-        raise BackendUnavailable from error
-
-
-def locked_minutes(tracker: Tracker, now: float) -> int:
-    until = tracker.get_slot("verification_locked_until") or 0
-    return max(0, -int(-(until - now) // 60))
+async def verified_member(verifications: VerificationService, tracker: Tracker) -> Optional[Text]:
+    """The member this conversation is verified as, by the backend's record (raises BackendUnavailable)."""
+    conversation = conversation_of(tracker)
+    return await call_backend(verifications.current, conversation,
+                              conversation.channel in BINDING_CHANNELS)
 
 
 class ValidateVerificationForm(FormValidationAction):
-    def __init__(self, service: Optional[TransferService] = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.service = service or TransferService()
-        self.clock = clock
+    def __init__(self, verifications: Optional[VerificationService] = None) -> None:
+        self.verifications = verifications or VerificationService()
 
     def name(self) -> Text:
         return "validate_verification_form"
 
-    def nothing_to_ask(self, tracker: Tracker) -> bool:
+    @staticmethod
+    def nothing_to_ask(tracker: Tracker) -> bool:
         return bool(tracker.get_slot("is_verified") or tracker.get_slot("lookup_failed")
-                    or locked_minutes(tracker, self.clock()) > 0)
+                    or tracker.get_slot("verification_lock_minutes"))
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
@@ -91,9 +71,7 @@ class ValidateVerificationForm(FormValidationAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        events = await self.restore_binding(tracker)
-        tracker.add_slots(events)
-        events += await self.check_credentials(dispatcher, tracker)
+        events = await self.check_credentials(dispatcher, tracker)
         tracker.add_slots(events)
         next_slot = await self.next_requested_slot(dispatcher, tracker, domain)
         return events + ([next_slot] if next_slot else [])
@@ -102,70 +80,61 @@ class ValidateVerificationForm(FormValidationAction):
                                 tracker: Tracker) -> List[EventType]:
         message = tracker.latest_message or {}
         number, last4 = parse_credentials(message.get("text") or "")
-        if number and last4 and tracker.get_slot("is_verified") \
-                and number != tracker.get_slot("verified_member"):
+        try:
+            member = await verified_member(self.verifications, tracker)
+        except BackendUnavailable:
+            return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
+        if member is not None:
+            if not (number and last4 and number != member):
+                return [SlotSet("is_verified", True)]
             # Someone else's credentials: this conversation verifies anew.
-            return [SlotSet("is_verified", False), SlotSet("verified_member", None),
-                    *await self.verify(dispatcher, tracker, number, last4)]
+            conversation = conversation_of(tracker)
+            await call_backend(self.verifications.end, conversation.channel, conversation.external_id)
+            return [SlotSet("is_verified", False), *await self.verify(dispatcher, tracker, number, last4)]
+        events: List[EventType] = []
+        if tracker.get_slot("is_verified"):
+            # The mirror outlived the backend's record (idle time, new session).
+            dispatcher.utter_message(response="utter_verification_expired")
+            events.append(SlotSet("is_verified", False))
+            tracker.add_slots(events)
         if self.nothing_to_ask(tracker):
-            return []
+            return events
         requested = tracker.get_slot("requested_slot")
         if not number and not last4:
-            intent = (message.get("intent") or {}).get("name") or ""
+            intent = intent_of(tracker) or ""
             if intent == "check_transfer_status" and requested:
-                return [SlotSet(requested, None)]  # asked again, no complaint
+                return events + [SlotSet(requested, None)]  # asked again, no complaint
             if NOT_AN_ANSWER.match(intent) or requested is None:
-                return []  # a digression: let the rules answer it
+                return events  # a digression: let the rules answer it
         number = number or tracker.get_slot("member_number")
         last4 = last4 if number else None
         if not number:
             dispatcher.utter_message(response="utter_invalid_member_number")
-            return [SlotSet("member_number", None)]
+            return events + [SlotSet("member_number", None)]
         if not last4:
             if requested == "phone_last4":
                 dispatcher.utter_message(response="utter_invalid_phone_last4")
-            return [SlotSet("member_number", number)]
-        return await self.verify(dispatcher, tracker, number, last4)
-
-    async def restore_binding(self, tracker: Tracker) -> List[EventType]:
-        """A WeChat member verified on an earlier visit is not asked again."""
-        channel = tracker.get_latest_input_channel()
-        if channel not in BINDING_CHANNELS or tracker.get_slot("is_verified"):
-            return []
-        try:
-            member_no = await call_backend(self.service.bound_member, channel, tracker.sender_id)
-        except BackendUnavailable:
-            return []
-        if member_no is None:
-            return []
-        return [SlotSet("verified_member", member_no), SlotSet("is_verified", True)]
+            return events + [SlotSet("member_number", number)]
+        return events + await self.verify(dispatcher, tracker, number, last4)
 
     async def verify(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                      number: Text, last4: Text) -> List[EventType]:
+        conversation = conversation_of(tracker)
         try:
-            member_id = await call_backend(self.service.verify, number, last4)
+            attempt = await call_backend(self.verifications.attempt, conversation, number, last4,
+                                         client_of(tracker), conversation.channel in BINDING_CHANNELS)
         except BackendUnavailable:
-            return [SlotSet("member_number", None), SlotSet("phone_last4", None),
-                    SlotSet("lookup_failed", True)]
-        channel = tracker.get_latest_input_channel()
-        if member_id is not None and channel in BINDING_CHANNELS:
-            try:
-                await call_backend(self.service.bind, channel, tracker.sender_id, number)
-            except BackendUnavailable:
-                pass  # verified all the same; only the next visit asks again
-        if member_id is not None:
-            return [SlotSet("member_number", number), SlotSet("phone_last4", last4),
-                    SlotSet("verified_member", number), SlotSet("is_verified", True),
-                    SlotSet("verification_failures", 0)]
-        failures = int(tracker.get_slot("verification_failures") or 0) + 1
-        events: List[EventType] = [SlotSet("member_number", None), SlotSet("phone_last4", None)]
-        if failures >= MAX_FAILURES:
+            return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
+        if attempt.outcome == "verified":
+            dispatcher.utter_message(response="utter_verified", name=attempt.masked_name)
+            return [SlotSet("member_number", number), SlotSet("is_verified", True)]
+        if attempt.outcome == "locked":
             # action_transfer_status tells the member about the lock.
-            return events + [SlotSet("verification_failures", 0),
-                             SlotSet("verification_locked_until", self.clock() + LOCK_SECONDS)]
+            return [SlotSet("member_number", None),
+                    SlotSet("verification_lock_minutes", attempt.locked_minutes)]
         # The same words whether the number or the digits were wrong.
         dispatcher.utter_message(response="utter_verification_failed")
-        return events + [SlotSet("verification_failures", failures)]
+        return [SlotSet("member_number", None)]
 
 
 def local_date(moment) -> Text:
@@ -212,18 +181,26 @@ class StatusLookup:
     subclass it finds, and this one has no name of its own."""
 
     def __init__(self, service: Optional[TransferService] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 verifications: Optional[VerificationService] = None) -> None:
         self.service = service or TransferService()
-        self.clock = clock
+        self.verifications = verifications or VerificationService()
 
     async def verified_status(self, dispatcher: CollectingDispatcher,
-                              tracker: Tracker) -> Optional[MemberStatus]:
+                              tracker: Tracker) -> Tuple[Optional[MemberStatus], List[EventType]]:
+        """The status of the member the backend has verified this conversation as.
+
+        Without one, having told the member why: (None, the events to return) —
+        when the verification is gone, the form asks for it again."""
         try:
-            return await call_backend(self.service.member_status, tracker.get_slot("verified_member"))
+            member = await verified_member(self.verifications, tracker)
+            if member is not None:
+                return await call_backend(self.service.member_status, member), []
         except (BackendUnavailable, DomainError):
             dispatcher.utter_message(response="utter_status_unavailable")
             dispatcher.utter_message(response="utter_faq_approval_pending")
-            return None
+            return None, []
+        dispatcher.utter_message(response="utter_verification_expired")
+        return None, [SlotSet("is_verified", False), FollowupAction("verification_form")]
 
 
 class ActionTransferStatus(StatusLookup, Action):
@@ -232,23 +209,21 @@ class ActionTransferStatus(StatusLookup, Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        minutes = locked_minutes(tracker, self.clock())
+        minutes = int(tracker.get_slot("verification_lock_minutes") or 0)
         if minutes:
             dispatcher.utter_message(response="utter_verification_locked", minutes=minutes)
-            return []
+            return [SlotSet("verification_lock_minutes", None)]
         if tracker.get_slot("lookup_failed"):
             dispatcher.utter_message(response="utter_status_unavailable")
             dispatcher.utter_message(response="utter_faq_approval_pending")
             return [SlotSet("lookup_failed", False)]
         if not tracker.get_slot("is_verified"):
             return []
-        status = await self.verified_status(dispatcher, tracker)
+        status, events = await self.verified_status(dispatcher, tracker)
         if status is not None:
-            if tracker.get_slot("phone_last4"):  # verified in this very turn
-                dispatcher.utter_message(response="utter_verified", name=status.masked_name)
             for message in status_messages(status, domain):
                 dispatcher.utter_message(**message)
-        return [SlotSet("phone_last4", None)]
+        return events
 
 
 class ActionStatusFollowup(StatusLookup, Action):
@@ -259,10 +234,10 @@ class ActionStatusFollowup(StatusLookup, Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        status = await self.verified_status(dispatcher, tracker)
+        status, events = await self.verified_status(dispatcher, tracker)
         if status is None:
-            return []
-        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+            return events
+        intent = intent_of(tracker)
         pending = status.request is not None and status.request.status == "pending"
         if intent == "ask_contact":
             if status.contact:
@@ -289,22 +264,23 @@ class ActionStatusFollowup(StatusLookup, Action):
 
 
 class ActionUnbind(Action):
-    """"解除绑定": forget the OpenID <-> member binding and this verification."""
+    """"解除绑定": forget the OpenID <-> member binding and this conversation's verification."""
 
-    def __init__(self, service: Optional[TransferService] = None) -> None:
-        self.service = service or TransferService()
+    def __init__(self, verifications: Optional[VerificationService] = None) -> None:
+        self.verifications = verifications or VerificationService()
 
     def name(self) -> Text:
         return "action_unbind"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        channel = tracker.get_latest_input_channel()
-        if channel in BINDING_CHANNELS:
-            try:
-                await call_backend(self.service.unbind, channel, tracker.sender_id)
-            except BackendUnavailable:
-                dispatcher.utter_message(response="utter_status_unavailable")
-                return []
+        conversation = conversation_of(tracker)
+        forget = self.verifications.unbind if conversation.channel in BINDING_CHANNELS \
+            else self.verifications.end
+        try:
+            await call_backend(forget, conversation.channel, conversation.external_id)
+        except BackendUnavailable:
+            dispatcher.utter_message(response="utter_status_unavailable")
+            return []
         dispatcher.utter_message(response="utter_unbound")
-        return [SlotSet("is_verified", False), SlotSet("verified_member", None)]
+        return [SlotSet("is_verified", False)]

@@ -1,6 +1,7 @@
 """The assistant's two servers on the trained model, on free local ports and a
 demo database of their own: for the end-to-end tests and the benchmark."""
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -38,6 +39,9 @@ class RunningAssistant:
     rasa_pid: int
     actions_pid: int
     tracker_db: Optional[Path] = None  # the SQLite tracker store, when there is one
+    action_port: int = 0
+    action_token: str = ""
+    logs: Optional[Path] = None
 
 
 @contextmanager
@@ -52,17 +56,22 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
     rasa_port, action_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
     endpoints = logs / "endpoints.yml"
-    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n")
+    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
+                         "  headers:\n    Authorization: \"Bearer ${ACTION_SERVER_TOKEN}\"\n")
     tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
     if tracker_db:
         with endpoints.open("a") as f:
-            f.write(f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {tracker_db}\n")
+            f.write("tracker_store:\n  type: bot.tracker_store.RedactingSQLTrackerStore\n"
+                    f"  dialect: sqlite\n  db: {tracker_db}\n")
     if credentials is not None:
         (logs / "credentials.yml").write_text(credentials)
-    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}")
+    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}",
+               ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
+               TUANJIAN_MESSAGES_PER_MINUTE="0")
     subprocess.run([sys.executable, "-m", "bot.backend.demo"], cwd=ROOT, env=env, check=True)
     procs = [
-        subprocess.Popen(["rasa", "run", "actions", "--port", str(action_port)], cwd=ROOT, env=env,
+        subprocess.Popen([sys.executable, "-m", "bot.action_server", "--port", str(action_port)],
+                         cwd=ROOT, env=env,
                          stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
         subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
                           "--endpoints", str(endpoints), "--credentials",
@@ -78,7 +87,8 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
                 assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
             assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
             time.sleep(1)
-        yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db)
+        yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db, action_port,
+                               env["ACTION_SERVER_TOKEN"], logs)
     finally:
         for proc in procs:
             proc.terminate()

@@ -12,3 +12,7 @@ train_if_needed() {
   rasa train --domain domain --data data --config config.yml \
     --out models --fixed-model-name tuanjian --quiet "$@"
 }
+
+new_secret() {
+  python -c 'import secrets; print(secrets.token_urlsafe(32))'
+}

@@ -12,11 +12,38 @@ train_if_needed
 # migrations and the demo data on first run; TUANJIAN_DATABASE_URL points elsewhere.
 python -m bot.backend.demo
 
+# Secrets the embedded default needs, generated for this run when not set
+# (README, "Security"): the action server's shared secret and the key that
+# signs the web page's session ids.
+export ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-$(new_secret)}"
+export WEB_SESSION_SECRET="${WEB_SESSION_SECRET:-$(new_secret)}"
+# Rasa's HTTP API (trackers, model management) stays off unless an operator
+# asks for it, and then only with a secret from the environment.
+server_args=()
+if [ "${RASA_ENABLE_API:-0}" = "1" ]; then
+  if [ -n "${RASA_JWT_SECRET:-}" ]; then
+    server_args+=(--enable-api --jwt-secret "$RASA_JWT_SECRET")
+  elif [ -n "${RASA_AUTH_TOKEN:-}" ]; then
+    server_args+=(--enable-api --auth-token "$RASA_AUTH_TOKEN")
+  else
+    echo "RASA_ENABLE_API=1 needs RASA_AUTH_TOKEN or RASA_JWT_SECRET: refusing to open Rasa's HTTP API without one." >&2
+    exit 1
+  fi
+fi
+# CORS: same-origin unless origins are listed; never "*".
+if [ -n "${TUANJIAN_CORS_ORIGINS:-}" ]; then
+  case " $TUANJIAN_CORS_ORIGINS " in
+    *" * "*|*'*'*) echo "TUANJIAN_CORS_ORIGINS must list origins, not '*'." >&2; exit 1 ;;
+  esac
+  # shellcheck disable=SC2206
+  server_args+=(--cors $TUANJIAN_CORS_ORIGINS)
+fi
+
 mkdir -p var
-rasa run actions --port 5055 --actions actions > var/actions.log 2>&1 &
+python -m bot.action_server --port 5055 > var/actions.log 2>&1 &
 ACTIONS_PID=$!
 rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
-  --port 5005 --enable-api --cors "*" > var/rasa.log 2>&1 &
+  --port 5005 "${server_args[@]}" > var/rasa.log 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID $ACTIONS_PID 2>/dev/null || true' EXIT
 echo "Logs: var/rasa.log, var/actions.log"

@@ -91,6 +91,25 @@ class TransactionalService:
             yield session
 
 
+def _dialect_insert(s: Session, model, values: dict):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[s.get_bind().dialect.name]
+    return insert(model).values(**values)
+
+
+def upsert(s: Session, model, key: dict, values: dict) -> None:
+    """INSERT .. ON CONFLICT (key) DO UPDATE: two concurrent writers of one key cannot both insert."""
+    statement = _dialect_insert(s, model, {**key, **values})
+    s.execute(statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in values}))
+
+
+def insert_missing(s: Session, model, key: dict, values: dict) -> None:
+    """INSERT .. ON CONFLICT (key) DO NOTHING."""
+    s.execute(_dialect_insert(s, model, {**key, **values}).on_conflict_do_nothing(index_elements=list(key)))
+
+
 def _alembic_config():
     from alembic.config import Config
 

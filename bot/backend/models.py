@@ -212,3 +212,41 @@ class Rating(Base):
     faq = Column(String(64), nullable=False, index=True)
     value = Column(string_enum(RATING_VALUES, "rating_value"), nullable=False)
     at = Column(UTCDateTime, nullable=False)
+
+
+class Verification(Base):
+    """A conversation in which the member proved who they are (number + phone digits).
+
+    Keyed by the conversation (channel, the channel's own user id); valid only
+    in the Rasa session it was made in (`session_key`) and until it has been
+    idle too long. The actions read this row, never a slot, to decide whose
+    transfer a conversation may see."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_verifications_channel_external_id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    external_id = Column(String(128), nullable=False)
+    member_id = Column(Integer, ForeignKey("members.id"), nullable=False, index=True)
+    session_key = Column(String(64), nullable=False)
+    verified_at = Column(UTCDateTime, nullable=False)
+    last_seen_at = Column(UTCDateTime, nullable=False)
+
+    member = relationship(Member)
+
+
+class VerificationThrottle(Base):
+    """Failed verifications counted per member number or per client, and the lock they caused.
+
+    `key` is "member:<number as typed>" (numbers that do not exist are counted
+    the same way, so a lock reveals nothing) or "client:<client key>"."""
+
+    __tablename__ = "verification_throttles"
+
+    key = Column(String(200), primary_key=True)
+    failures = Column(Integer, nullable=False)
+    window_started_at = Column(UTCDateTime, nullable=False)
+    locked_until = Column(UTCDateTime, nullable=True)

@@ -7,19 +7,17 @@ so the stored rows and the event log catch up without a scheduler.
 """
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, List, Optional, Tuple
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.backend import rules
 from bot.backend.db import TransactionalService
 from bot.backend.models import (
-    ApprovalStep, ChannelBinding, Member, Organisation, TransferEvent, TransferRequest,
+    ApprovalStep, Member, Organisation, TransferEvent, TransferRequest,
 )
 from bot.backend.rules import DomainError
 
@@ -198,16 +196,6 @@ class TransferService(TransactionalService):
 
     # -- what the bot asks -------------------------------------------------
 
-    def verify(self, member_no: str, last4: str) -> Optional[int]:
-        """The member id when number and phone digits match, else None (whatever failed)."""
-        if not isinstance(member_no, str) or not isinstance(last4, str):
-            return None
-        with self._transaction() as s:
-            member = s.execute(select(Member).where(Member.member_no == member_no)).scalar_one_or_none()
-            expected = member.phone_last4 if member is not None else "\0\0\0\0"
-            matches = hmac.compare_digest(expected.encode(), last4.encode())
-            return member.id if member is not None and matches else None
-
     def birth_year(self, member_no: str) -> Optional[int]:
         """The birth year on file (the destination guide need not ask the age)."""
         with self._transaction() as s:
@@ -243,37 +231,6 @@ class TransferService(TransactionalService):
             withdrawable = rules.can_withdraw(req.kind, req.status, chain)
             return _status(member, view, steps, chain, contact_org,
                            rules.member_actions(req.status, withdrawable))
-
-    # -- channel bindings (a WeChat OpenID stays verified) -----------------
-
-    def bind(self, channel: str, external_id: str, member_no: str) -> None:
-        """Bind the channel's user id to the member, replacing an earlier binding."""
-        _check_binding_key(channel, external_id)
-        now = self.clock()
-        with self._transaction() as s:
-            member = _member(s, member_no)
-            # INSERT .. ON CONFLICT: two concurrent binds of one id cannot both insert.
-            insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[s.get_bind().dialect.name]
-            statement = insert(ChannelBinding).values(
-                channel=channel, external_id=external_id, member_id=member.id, created_at=now)
-            s.execute(statement.on_conflict_do_update(
-                index_elements=["channel", "external_id"],
-                set_={"member_id": statement.excluded.member_id, "created_at": statement.excluded.created_at}))
-
-    def unbind(self, channel: str, external_id: str) -> bool:
-        """Remove the binding; False when there was none."""
-        with self._transaction() as s:
-            result = s.execute(delete(ChannelBinding).where(
-                ChannelBinding.channel == channel, ChannelBinding.external_id == external_id))
-            return result.rowcount > 0
-
-    def bound_member(self, channel: str, external_id: str) -> Optional[str]:
-        """The member number bound to the channel's user id, or None."""
-        with self._transaction() as s:
-            return s.execute(
-                select(Member.member_no).join(ChannelBinding, ChannelBinding.member_id == Member.id)
-                .where(ChannelBinding.channel == channel, ChannelBinding.external_id == external_id)
-            ).scalar_one_or_none()
 
     # -- internals ---------------------------------------------------------
 
@@ -331,12 +288,6 @@ def _member(s: Session, member_no: str, lock: bool = False) -> Member:
     if member is None:
         raise DomainError("unknown_member", "no such member number")
     return member
-
-
-def _check_binding_key(channel: str, external_id: str) -> None:
-    if not (isinstance(channel, str) and 0 < len(channel) <= 32
-            and isinstance(external_id, str) and 0 < len(external_id) <= 128):
-        raise DomainError("bad_binding", "channel must be 1-32 and external id 1-128 characters")
 
 
 def _organisation(s: Session, name: str) -> Organisation:

@@ -1,23 +1,34 @@
-"""Rasa's REST channel with its request body checked before Rasa reads it.
+"""Rasa's REST channel with its request body checked and its identity fixed by the server.
 
 The stock channel answers a body without "message" with an empty list (the
 member sees silence) and a non-JSON body with an HTML error page; this one
-answers both with a JSON 400 that says what is wrong.
+answers both with a JSON 400 that says what is wrong. It also takes nothing
+of who is talking from the client but its own sender id: the conversation is
+"rest:<sender>" (bot.conversation_ids), the input channel is always "rest"
+(Rasa's would take "input_channel" from the body) and the metadata is the
+server's own (the client key the verification throttle counts by), never the
+body's. A conversation writing faster than the limit gets a polite reply (429).
 """
 import json
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
+from rasa.shared.core.domain import Domain
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import settings
+from bot.channels.guard import MessageRateLimit, client_address, client_key, rate_limited_reply
+from bot.conversation_ids import conversation_id
+
 MAX_MESSAGE_CHARS = 10_000
-MAX_SENDER_CHARS = 128
+# Conversation ids (channel prefix included) fit the backend's 128 characters.
+MAX_SENDER_CHARS = 100
 
 
-def body_problem(body: bytes) -> Optional[Text]:
+def body_problem(body: bytes, id_field: Text = "sender") -> Optional[Text]:
     """What is wrong with a webhook request body, or None if it is usable."""
     try:
         payload = json.loads(body.decode("utf-8"))
@@ -30,9 +41,9 @@ def body_problem(body: bytes) -> Optional[Text]:
         return "'message' must be a string"
     if len(message) > MAX_MESSAGE_CHARS:
         return f"'message' must be at most {MAX_MESSAGE_CHARS} characters"
-    sender = payload.get("sender", "default")
+    sender = payload.get(id_field)
     if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS:
-        return f"'sender' must be a string of 1 to {MAX_SENDER_CHARS} characters"
+        return f"'{id_field}' must be a string of 1 to {MAX_SENDER_CHARS} characters"
     if not isinstance(payload.get("metadata", {}), (dict, type(None))):
         return "'metadata' must be an object"
     return None
@@ -40,6 +51,18 @@ def body_problem(body: bytes) -> Optional[Text]:
 
 class RestInput(RasaRestInput):
     """POST /webhooks/rest/webhook {"sender": "...", "message": "..."}."""
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(domain=credentials.get("domain"), per_minute=settings.messages_per_minute())
+
+    def __init__(self, domain: Any = None, per_minute: int = 0) -> None:
+        if domain is not None and not isinstance(domain, Domain):
+            domain = Domain.load(str(domain))
+        self.domain = domain
+        self.rate_limit = MessageRateLimit(per_minute)
+        self.trusted_proxies = settings.trusted_proxies()
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -51,9 +74,21 @@ class RestInput(RasaRestInput):
             if request.method != "POST":
                 return None
             problem = body_problem(request.body or b"")
-            return response.json({"error": problem}, status=400) if problem else None
+            if problem:
+                return response.json({"error": problem}, status=400)
+            sender = await self._extract_sender(request)
+            if not self.rate_limit.allow(sender):
+                return response.json(rate_limited_reply(self.domain, sender), status=429,
+                                     headers={"Retry-After": "60"})
+            return None
 
         return webhook
 
+    async def _extract_sender(self, req: Request) -> Optional[Text]:
+        return conversation_id(self.name(), req.json["sender"])
+
+    def _extract_input_channel(self, req: Request) -> Text:
+        return self.name()
+
     def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
-        return request.json.get("metadata") or None
+        return {"client": client_key(client_address(request, self.trusted_proxies))}

@@ -11,10 +11,11 @@ token 401 and nothing else:
 
 A reply reaches the member through the channel of the ticket: "wechat" through
 the customer-service API (WECHAT_APP_ID / WECHAT_APP_SECRET, like the WeChat
-channel), any other channel (rest, web) is stored undelivered and fetched by the
-chat page from the member-side route GET /webhooks/staff/inbox?sender=<id>
-(no staff token; the sender id is the conversation's own secret). Closing a
-ticket clears the tracker slot `handoff_ticket` of that conversation.
+channel); "web" is stored undelivered and fetched by the chat page from the
+member-side route GET /webhooks/staff/inbox with its signed session token in
+the X-Chat-Session header (no staff token; a bare conversation id is not
+enough). A REST conversation's replies stay on the ticket. Closing a ticket
+clears the tracker slot `handoff_ticket` of that conversation.
 
 The page: GET /webhooks/staff/ and /webhooks/staff/static/<file> (staff_static/).
 Refusals are JSON {"error": code, "reason": text}; a refused request stores nothing.
@@ -40,9 +41,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService, reply_text
+from bot import settings
 from bot.channels.wechat import ENV as WECHAT_ENV, CustomerServiceClient
 from bot.channels.web import add_page_routes
+from bot.channels.web_session import HEADER as SESSION_HEADER, WebSessions
 from bot.channels.wechat_render import MAX_TEXT_BYTES, split_text
+from bot.conversation_ids import conversation_id, split_conversation_id
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,8 @@ TOKEN_ENV = "STAFF_API_TOKEN"
 STATIC_DIR = Path(__file__).resolve().parent / "staff_static"
 PAGE = "index.html"
 HANDOFF_SLOT = "handoff_ticket"
-INBOX_CHANNELS = ("rest", "web")  # the web page talks to the REST channel
+INBOX_CHANNEL = "web"
 MAX_BODY_BYTES = 64 * 1024
-MAX_SENDER_CHARS = 128
 PREFIX_RESPONSE = "utter_staff_reply_prefix"  # optional: put right before a reply sent by WeChat
 _ID = re.compile(r"^[1-9][0-9]{0,8}$")
 STATUS = {
@@ -108,7 +111,9 @@ class StaffInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "StaffInput":
         credentials = credentials or {}
+        session_secret = settings.secret(settings.WEB_SESSION_SECRET)
         return cls(token=os.environ.get(TOKEN_ENV) or None,
+                   sessions=WebSessions(session_secret) if session_secret else None,
                    app_id=os.environ.get(WECHAT_ENV["app_id"]) or None,
                    app_secret=os.environ.get(WECHAT_ENV["app_secret"]) or None,
                    api_base_url=credentials.get("wechat_api_base_url"),
@@ -124,12 +129,14 @@ class StaffInput(InputChannel):
         api_base_url: Optional[Text] = None,
         resume: Optional[Resume] = None,
         domain: Union[Domain, Text, Path, None] = None,
+        sessions: Optional[WebSessions] = None,
     ) -> None:
         """`wechat_client`: anything with `.message.send_text(openid, text)`, by
         default a CustomerServiceClient on `api_base_url` (WeChat's when None).
         `resume`: called with (channel, sender_id) after a close; by default
         `resume_in_tracker` on the running Rasa server."""
         self.token = token
+        self.sessions = sessions
         self.service = service or TicketService()
         self.app_id = app_id
         self.app_secret = app_secret
@@ -151,10 +158,12 @@ class StaffInput(InputChannel):
 
         @staff.route("/inbox", methods=["GET"])
         async def inbox(request: Request) -> HTTPResponse:
-            sender = request.args.get("sender") or ""
-            if not 0 < len(sender) <= MAX_SENDER_CHARS:
-                return _error(400, "bad_sender", f"'sender' must be 1 to {MAX_SENDER_CHARS} characters")
-            return await self._guarded(self._inbox, sender)
+            if self.sessions is None:
+                return _error(503, "not_configured", f"{settings.WEB_SESSION_SECRET} is not set")
+            session_id = self.sessions.session_id(request.headers.get(SESSION_HEADER))
+            if session_id is None:
+                return _error(401, "bad_session", f"a valid {SESSION_HEADER} header is needed")
+            return await self._guarded(self._inbox, conversation_id(INBOX_CHANNEL, session_id))
 
         @staff.route("/tickets", methods=["GET"])
         async def tickets(request: Request) -> HTTPResponse:
@@ -204,11 +213,9 @@ class StaffInput(InputChannel):
 
     # -- handlers ----------------------------------------------------------------
 
-    async def _inbox(self, sender: Text) -> HTTPResponse:
-        replies = []
-        for channel in INBOX_CHANNELS:
-            replies += await self._call(self.service.undelivered_replies, channel, sender)
-        return _json({"replies": replies})
+    async def _inbox(self, conversation: Text) -> HTTPResponse:
+        return _json({"replies": await self._call(self.service.undelivered_replies, INBOX_CHANNEL,
+                                                  conversation)})
 
     async def _list(self) -> HTTPResponse:
         return _json({"tickets": await self._call(self.service.list_open)})
@@ -236,7 +243,7 @@ class StaffInput(InputChannel):
             parts = split_text(text, MAX_TEXT_BYTES - len(prefix.encode("utf-8")))
             parts[0] = prefix + parts[0]
             for part in parts:
-                await self._call(client.message.send_text, ticket["sender_id"], part)
+                await self._call(client.message.send_text, split_conversation_id(ticket["sender_id"])[1], part)
         except Exception as exc:  # WeChat refused it (48-hour window, blocked) or unreachable
             logger.warning("staff reply %s to WeChat user of ticket %s not delivered: %s",
                            message_id, number, exc)

@@ -1,16 +1,17 @@
-"""The web chat page: GET /webhooks/web/ and its assets, served by the Rasa server.
+"""The web chat page and its conversation: /webhooks/web/, served by the Rasa server.
 
-The page (bot/channels/web_static/) talks to the assistant through the REST
-channel on the same origin (POST /webhooks/rest/webhook), so this channel has
-no POST route of its own and never sees a message. It only serves the files of
-web_static: the set of servable files is read from that folder when the
-blueprint is built and a request names one of them by its bare file name, so
-no path can reach anything outside it.
+GET  /webhooks/web/                 the page; its assets at /webhooks/web/static/<file>
+POST /webhooks/web/session          a new signed session token {"session": ...}
+POST /webhooks/web/webhook          {"session", "message"} -> [{"text", "buttons"}] (as REST)
+POST /webhooks/web/restart          {"session"}: restart that conversation on the server,
+                                    end its verification, and return a new token
 
-Enable it in credentials.yml next to the REST channel:
-
-    bot.channels.rest.RestInput:
-    bot.channels.web.WebChatInput:
+The conversation is "web:<session id>" (bot.conversation_ids), and only a
+token this server signed (bot.channels.web_session) names one, so a page
+cannot write into a conversation it was not given. The servable files are
+read from web_static when the blueprint is built and a request names one of
+them by its bare file name, so no path can reach anything outside it. Without
+WEB_SESSION_SECRET the conversation routes answer 503 (the page still loads).
 
 Run as a module, it waits for a Rasa server, prints the page's address and
 optionally opens a chat in the terminal over REST (scripts/run.sh):
@@ -19,6 +20,8 @@ optionally opens a chat in the terminal over REST (scripts/run.sh):
 """
 import argparse
 import asyncio
+import json
+import logging
 import sys
 import time
 import uuid
@@ -27,10 +30,22 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.domain import Domain
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot import settings
+from bot.backend.verification import VerificationService
+from bot.channels.guard import MessageRateLimit, client_address, client_key, rate_limited_reply
+from bot.channels.rest import body_problem
+from bot.channels.web_session import WebSessions
+from bot.conversation_ids import conversation_id
+
+logger = logging.getLogger(__name__)
+RESTART_PAYLOAD = "/restart"
+MAX_CONTROL_BODY_BYTES = 4096
 
 STATIC_DIR = Path(__file__).resolve().parent / "web_static"
 PAGE = "index.html"
@@ -97,8 +112,12 @@ def add_page_routes(blueprint: Blueprint, folder: Path) -> None:
         return serve(name)
 
 
+def _json_error(status: int, error: Text) -> HTTPResponse:
+    return response.json({"error": error}, status=status, headers={"Cache-Control": "no-store"})
+
+
 class WebChatInput(InputChannel):
-    """Serves the chat page at /webhooks/web/ and its assets at /webhooks/web/static/<file>."""
+    """The chat page and the conversation routes behind it (see the module's docstring)."""
 
     @classmethod
     def name(cls) -> Text:
@@ -106,13 +125,82 @@ class WebChatInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls()
+        credentials = credentials or {}
+        secret = settings.secret(settings.WEB_SESSION_SECRET)
+        return cls(sessions=WebSessions(secret) if secret else None, domain=credentials.get("domain"),
+                   per_minute=settings.messages_per_minute())
+
+    def __init__(self, sessions: Optional[WebSessions] = None, domain: Any = None, per_minute: int = 0,
+                 verifications: Optional[VerificationService] = None) -> None:
+        if domain is not None and not isinstance(domain, Domain):
+            domain = Domain.load(str(domain))
+        self.sessions = sessions
+        self.domain = domain
+        self.rate_limit = MessageRateLimit(per_minute)
+        self.verifications = verifications or VerificationService()
+        self.trusted_proxies = settings.trusted_proxies()
+        if sessions is None:
+            logger.warning("web chat not configured (%s missing): its conversation routes answer 503",
+                           settings.WEB_SESSION_SECRET)
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         web = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
         add_page_routes(web, STATIC_DIR)
+
+        @web.route("/session", methods=["POST"])
+        async def session(request: Request) -> HTTPResponse:
+            if self.sessions is None:
+                return _json_error(503, "web chat not configured")
+            return response.json({"session": self.sessions.issue()}, status=201,
+                                 headers={"Cache-Control": "no-store"})
+
+        @web.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if self.sessions is None:
+                return _json_error(503, "web chat not configured")
+            problem = body_problem(request.body or b"", id_field="session")
+            if problem:
+                return _json_error(400, problem)
+            payload = request.json
+            session_id = self.sessions.session_id(payload["session"])
+            if session_id is None:
+                return _json_error(401, "unknown or expired session")
+            conversation = conversation_id(self.name(), session_id)
+            if not self.rate_limit.allow(conversation):
+                return response.json(rate_limited_reply(self.domain, conversation), status=429,
+                                     headers={"Retry-After": "60"})
+            collector = CollectingOutputChannel()
+            await on_new_message(UserMessage(
+                payload["message"], collector, conversation, input_channel=self.name(),
+                metadata={"client": client_key(client_address(request, self.trusted_proxies))}))
+            return response.json(collector.messages)
+
+        @web.route("/restart", methods=["POST"])
+        async def restart(request: Request) -> HTTPResponse:
+            if self.sessions is None:
+                return _json_error(503, "web chat not configured")
+            body = request.body or b""
+            try:
+                token = json.loads(body.decode("utf-8")).get("session") \
+                    if len(body) <= MAX_CONTROL_BODY_BYTES else None
+            except (UnicodeDecodeError, ValueError, AttributeError):
+                token = None
+            session_id = self.sessions.session_id(token)
+            if session_id is None:
+                return _json_error(401, "unknown or expired session")
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.verifications.end, self.name(), session_id)
+            except Exception:  # the restart below ends it too: a new Rasa session
+                logger.exception("web session %s: verification not ended in the backend", session_id)
+            await on_new_message(UserMessage(RESTART_PAYLOAD, CollectingOutputChannel(),
+                                             conversation_id(self.name(), session_id),
+                                             input_channel=self.name()))
+            return response.json({"session": self.sessions.issue()}, status=201,
+                                 headers={"Cache-Control": "no-store"})
+
         return web
 
 

@@ -30,7 +30,10 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from bot import settings
+from bot.channels.guard import RATE_LIMITED_RESPONSE, MessageRateLimit, domain_text
 from bot.channels.wechat_render import chosen_payload, render, split_text
+from bot.conversation_ids import conversation_id
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +116,9 @@ class WeChatInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WeChatInput":
         credentials = credentials or {}
-        settings = {key: credentials.get(key) or os.environ.get(env) or None for key, env in ENV.items()}
-        return cls(**settings,
+        secrets = {key: credentials.get(key) or os.environ.get(env) or None for key, env in ENV.items()}
+        return cls(**secrets,
+                   per_minute=settings.messages_per_minute(),
                    domain=credentials.get("domain") or "domain",
                    reply_timeout=float(credentials.get("reply_timeout") or REPLY_TIMEOUT),
                    api_base_url=credentials.get("api_base_url"))
@@ -132,6 +136,7 @@ class WeChatInput(InputChannel):
         seen: Optional[TTLStore] = None,
         options: Optional[TTLStore] = None,
         clock: Callable[[], float] = time.time,
+        per_minute: int = 0,
     ) -> None:
         """`client` is anything with `.message.send_text(openid, text)`; by
         default a wechatpy client on `api_base_url` (WeChat's when None)."""
@@ -145,12 +150,14 @@ class WeChatInput(InputChannel):
         self.seen = seen if seen is not None else TTLStore(SEEN_TTL)
         self.options = options if options is not None else TTLStore(OPTIONS_TTL)
         self.clock = clock
+        self.rate_limit = MessageRateLimit(per_minute)
         self._client = client
         self._tasks: set = set()  # running turns, referenced until done
         if not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
         responses = domain.responses.get(HINT_RESPONSE) or [{}]
         self.hint: Optional[Text] = responses[0].get("text")
+        self.rate_limited_text = domain_text(domain, RATE_LIMITED_RESPONSE) or ""
         if not self.hint:
             logger.warning("domain has no response %s: numbered options go without a hint", HINT_RESPONSE)
         if not token:
@@ -273,10 +280,14 @@ class WeChatInput(InputChannel):
 
     async def _turn(self, openid: Text, text: Text,
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> List[Text]:
+        if not self.rate_limit.allow(openid):
+            return [self.rate_limited_text]
         text = chosen_payload(text, self.options.get(openid) or []) or text
         collector = CollectingOutputChannel()
-        await on_new_message(UserMessage(text, collector, openid, input_channel=self.name(),
-                                         metadata={"wechat_openid": openid}))
+        # The OpenID is the client too: a new one costs a new WeChat account.
+        await on_new_message(UserMessage(text, collector, conversation_id(self.name(), openid),
+                                         input_channel=self.name(),
+                                         metadata={"wechat_openid": openid, "client": f"wechat-{openid}"}))
         reply, payloads = render(collector.messages, self.hint)
         if payloads:
             self.options.set(openid, payloads)

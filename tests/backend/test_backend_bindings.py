@@ -9,8 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from bot.backend import db
 from bot.backend.models import Base, ChannelBinding, Member
 from bot.backend.rules import DomainError
+from bot.backend.verification import VerificationService
 
 pytestmark = pytest.mark.usefixtures("demo")
+
+
+@pytest.fixture
+def service(sessions, clock):
+    return VerificationService(sessions, clock)
 
 OPENID = "oUser0123456789abcdefghijkl"
 
@@ -98,7 +104,7 @@ def test_database_enforces_uniqueness_and_the_member(sessions, clock):
 
 def test_migration_0002_matches_the_model_and_downgrades(connection):
     context = MigrationContext.configure(connection)
-    assert context.get_current_revision() == "0003"
+    assert context.get_current_revision() == "0004"
     assert compare_metadata(context, Base.metadata) == []
     config = db._alembic_config()
     config.attributes["connection"] = connection

@@ -309,30 +309,6 @@ def test_batch_only_by_a_general_branch_over_its_own_branches(service, class_of_
 
 # -- verification, masking, input never reaching SQL as text -------------------
 
-def test_verify(service, sessions):
-    with sessions() as s:
-        zhang = s.execute(select(Member.id).where(Member.member_no == "2019001")).scalar_one()
-    assert service.verify("2019001", "1234") == zhang
-    assert service.verify("2019001", "4321") is None
-    assert service.verify("2019001", "") is None
-    assert service.verify("9999999", "1234") is None
-    assert service.verify("2019001", None) is None
-
-
-@pytest.mark.parametrize("member_no, last4", [
-    ("2019001' OR '1'='1", "1234"),
-    ("2019001", "1234' OR '1'='1"),
-    ("2019001'; DROP TABLE members; --", "1234"),
-    ("' OR 1=1 --", "' OR 1=1 --"),
-])
-def test_user_input_never_reaches_sql_as_text(service, sessions, member_no, last4):
-    before = counts(sessions)
-    assert service.verify(member_no, last4) is None
-    if member_no != "2019001":
-        refused("unknown_member", service.member_status, member_no)
-    assert counts(sessions) == before
-
-
 def test_status_masks_the_name(service):
     st = service.member_status("2019001")
     assert st.masked_name == "张*"

@@ -1,18 +1,22 @@
 /* 智慧团建 团组织关系转接助手: chat page.
  *
- * Talks to the REST channel on the same origin (POST /webhooks/rest/webhook,
- * {"sender", "message"} -> [{"text", "buttons": [{"title", "payload"}]}]).
+ * Talks to the web channel on the same origin: a signed session token from
+ * POST /webhooks/web/session, then POST /webhooks/web/webhook
+ * {"session", "message"} -> [{"text", "buttons": [{"title", "payload"}]}].
  * Bot text is always inserted as text (textContent), never as HTML. The
- * conversation (sender id and every message) lives in sessionStorage, so it
+ * conversation (session token and every message) lives in sessionStorage, so it
  * survives reloads within the tab's session and is gone when the tab closes.
  */
 (function () {
   "use strict";
 
   var STORE_KEY = "tuanjian-webchat-v1";
-  var WEBHOOK = "/webhooks/rest/webhook";
+  var WEBHOOK = "/webhooks/web/webhook";
+  var NEW_SESSION = "/webhooks/web/session";
+  var RESTART = "/webhooks/web/restart";
   // Replies a help-desk staff member wrote to this conversation (ticket open).
-  var STAFF_INBOX = "/webhooks/staff/inbox?sender=";
+  var STAFF_INBOX = "/webhooks/staff/inbox";
+  var SESSION_HEADER = "X-Chat-Session";
   var INBOX_EVERY_MS = 5000;
   var TIMEOUT_MS = 30000;
   var GREET = "/greet";
@@ -46,16 +50,6 @@
     }
   })();
 
-  function newSender() {
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    var hex = "";
-    for (var i = 0; i < bytes.length; i++) {
-      hex += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
-    }
-    return "web-" + hex;
-  }
-
   function isString(value) {
     return typeof value === "string";
   }
@@ -80,11 +74,11 @@
     if (!storage) return null;
     try {
       var saved = JSON.parse(storage.getItem(STORE_KEY) || "null");
-      if (!saved || !isString(saved.sender) || !saved.sender || !Array.isArray(saved.messages)) {
+      if (!saved || !isString(saved.session) || !Array.isArray(saved.messages)) {
         return null;
       }
       return {
-        sender: saved.sender,
+        session: saved.session,
         messages: saved.messages.map(cleanMessage).filter(Boolean)
       };
     } catch (e) {
@@ -101,7 +95,8 @@
     }
   }
 
-  var state = load() || { sender: newSender(), messages: [] };
+  // The session token is issued by the server on the first message.
+  var state = load() || { session: "", messages: [] };
 
   /* ---------- rendering ---------- */
 
@@ -221,28 +216,62 @@
 
   /* ---------- talking to the assistant ---------- */
 
-  function post(message) {
+  function request(url, body, timeoutMs) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
-    var timer = controller ? setTimeout(function () { controller.abort(); }, TIMEOUT_MS) : null;
-    return fetch(WEBHOOK, {
+    var timer = controller ? setTimeout(function () { controller.abort(); }, timeoutMs) : null;
+    return fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.sender, message: message }),
+      body: JSON.stringify(body),
       credentials: "same-origin",
       signal: controller ? controller.signal : undefined
-    }).then(function (response) {
-      if (!response.ok) {
-        var error = new Error("HTTP " + response.status);
-        error.notice = response.status >= 400 && response.status < 500 ? NOTICE.rejected : NOTICE.server;
-        throw error;
-      }
-      return response.json().catch(function () {
-        var error = new Error("bad JSON");
-        error.notice = NOTICE.server;
-        throw error;
-      });
     }).finally(function () {
       if (timer) clearTimeout(timer);
+    });
+  }
+
+  function failure(status) {
+    var error = new Error("HTTP " + status);
+    error.status = status;
+    error.notice = status >= 400 && status < 500 ? NOTICE.rejected : NOTICE.server;
+    return error;
+  }
+
+  function readJson(response) {
+    return response.json().catch(function () {
+      throw Object.assign(new Error("bad JSON"), { notice: NOTICE.server });
+    });
+  }
+
+  function newSession() {
+    return request(NEW_SESSION, {}, TIMEOUT_MS).then(function (response) {
+      if (!response.ok) throw failure(response.status);
+      return readJson(response);
+    }).then(function (body) {
+      if (!body || !isString(body.session)) throw failure(500);
+      state.session = body.session;
+      save();
+      return body.session;
+    });
+  }
+
+  function session() {
+    return state.session ? Promise.resolve(state.session) : newSession();
+  }
+
+  // A token the server no longer accepts (expired, or the server's secret
+  // changed) is replaced once and the message sent again.
+  function post(message, retried) {
+    return session().then(function (token) {
+      return request(WEBHOOK, { session: token, message: message }, TIMEOUT_MS);
+    }).then(function (response) {
+      if (response.status === 401 && !retried) {
+        state.session = "";
+        return post(message, true);
+      }
+      // 429: too fast; the body is the assistant's polite reply.
+      if (!response.ok && response.status !== 429) throw failure(response.status);
+      return readJson(response);
     });
   }
 
@@ -285,7 +314,9 @@
 
   restartButton.addEventListener("click", function () {
     generation += 1;
-    state = { sender: newSender(), messages: [] };
+    // The server restarts the old conversation and ends its verification.
+    if (state.session) request(RESTART, { session: state.session }, TIMEOUT_MS).catch(function () {});
+    state = { session: "", messages: [] };
     save();
     setBusy(false);
     var notices = log.querySelectorAll(".msg");
@@ -296,7 +327,10 @@
 
   function pollStaffReplies() {
     var mine = generation;
-    fetch(STAFF_INBOX + encodeURIComponent(state.sender), { credentials: "same-origin" })
+    if (!state.session) return;
+    var headers = {};
+    headers[SESSION_HEADER] = state.session;
+    fetch(STAFF_INBOX, { credentials: "same-origin", headers: headers })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (body) {
         if (mine !== generation || !body) return;

@@ -1,0 +1,227 @@
+"""Who a conversation may see: verifications, their throttle, and channel bindings.
+
+A member proves who they are with their member number and the last four
+digits of their phone. The proof is a `Verification` row of that
+conversation (channel + the channel's own user id), valid in the Rasa session
+it was made in and until it has been idle for `IDLE_TIMEOUT`. Failed attempts
+are counted per member number (whether it exists or not) and per client; too
+many lock further attempts for every conversation and channel, and a locked
+attempt is refused without looking at the digits and without writing anything.
+"""
+from __future__ import annotations
+
+import hmac
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.backend import rules
+from bot.backend.db import TransactionalService, insert_missing, upsert
+from bot.backend.models import ChannelBinding, Member, Verification, VerificationThrottle
+from bot.backend.rules import DomainError
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+MAX_KEY_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int  # this many failures within `window` of the first one ...
+    window: timedelta
+    lock: timedelta  # ... lock for this long from the last one
+
+
+# Per member number: FAQ-independent security policy (issue 14). Per client
+# (an address, or a WeChat OpenID): looser, since a campus or a company may
+# share one address.
+LIMITS = {
+    "member": Limit(failures=5, window=timedelta(minutes=15), lock=timedelta(minutes=15)),
+    "client": Limit(failures=20, window=timedelta(minutes=15), lock=timedelta(minutes=15)),
+}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    channel: str
+    external_id: str  # the channel's user id: an OpenID, a web session id, a REST sender
+    session_key: str  # marks the Rasa session; a new session or a restart changes it
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: str  # "verified", "failed" or "locked"
+    member_no: Optional[str] = None
+    masked_name: Optional[str] = None
+    locked_minutes: int = 0
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    failures: int
+    window_started_at: datetime
+    locked_until: Optional[datetime]
+
+
+def minutes_locked(locked_until: Optional[datetime], now: datetime) -> int:
+    """Whole minutes (rounded up) until the lock ends; 0 when not locked."""
+    if locked_until is None or locked_until <= now:
+        return 0
+    return math.ceil((locked_until - now).total_seconds() / 60)
+
+
+def after_failure(state: Optional[ThrottleState], now: datetime, limit: Limit) -> ThrottleState:
+    """The throttle after one more failure (not called while locked)."""
+    if state is None or now - state.window_started_at >= limit.window \
+            or (state.locked_until is not None and state.locked_until <= now):
+        state = ThrottleState(0, now, None)
+    failures = state.failures + 1
+    if failures >= limit.failures:
+        return ThrottleState(0, now, now + limit.lock)
+    return ThrottleState(failures, state.window_started_at, None)
+
+
+class VerificationService(TransactionalService):
+    def attempt(self, conversation: Conversation, member_no: str, last4: str,
+                client: Optional[str] = None, bind: bool = False) -> Attempt:
+        """Check number and digits for this conversation, counting and locking failures.
+
+        Wrong number and wrong digits are one outcome. On success the
+        conversation is verified (and, with `bind`, its channel id bound to the
+        member for later visits)."""
+        _check_conversation(conversation)
+        if not (isinstance(member_no, str) and 0 < len(member_no) <= 32 and isinstance(last4, str)):
+            return Attempt("failed")
+        now = self.clock()
+        keys = {"member": f"member:{member_no}"}
+        if client:
+            keys["client"] = f"client:{client[:MAX_KEY_CHARS]}"
+        with self._transaction() as s:
+            throttles = {kind: _throttle_row(s, key, now) for kind, key in keys.items()}
+            minutes = max(minutes_locked(row.locked_until, now) for row in throttles.values())
+            if minutes:
+                return Attempt("locked", locked_minutes=minutes)
+            member = s.execute(select(Member).where(Member.member_no == member_no)).scalar_one_or_none()
+            expected = member.phone_last4 if member is not None else "\0\0\0\0"
+            if member is not None and hmac.compare_digest(expected.encode(), last4.encode()):
+                s.delete(throttles["member"])
+                _verify(s, conversation, member, now)
+                if bind:
+                    _bind(s, conversation.channel, conversation.external_id, member, now)
+                return Attempt("verified", member_no, rules.mask_name(member.name))
+            locked = 0
+            for kind, row in throttles.items():
+                state = _record_failure(row, now, LIMITS[kind])
+                locked = max(locked, minutes_locked(state.locked_until, now))
+            return Attempt("locked", locked_minutes=locked) if locked else Attempt("failed")
+
+    def current(self, conversation: Conversation, use_binding: bool = False) -> Optional[str]:
+        """The member number this conversation is verified as now, or None.
+
+        Reading keeps the verification alive (the idle time starts again). A
+        verification of another session, or idle too long, is deleted. With
+        `use_binding`, a channel id bound on an earlier visit verifies anew."""
+        _check_conversation(conversation)
+        now = self.clock()
+        with self._transaction() as s:
+            row = _verification_row(s, conversation.channel, conversation.external_id)
+            if row is not None and row.session_key == conversation.session_key \
+                    and now - row.last_seen_at < IDLE_TIMEOUT:
+                row.last_seen_at = now
+                return row.member.member_no
+            if row is not None:
+                s.delete(row)
+            if not use_binding:
+                return None
+            member = s.execute(
+                select(Member).join(ChannelBinding, ChannelBinding.member_id == Member.id)
+                .where(ChannelBinding.channel == conversation.channel,
+                       ChannelBinding.external_id == conversation.external_id)
+            ).scalar_one_or_none()
+            if member is None:
+                return None
+            s.flush()
+            _verify(s, conversation, member, now)
+            return member.member_no
+
+    def end(self, channel: str, external_id: str) -> bool:
+        """Forget the conversation's verification; False when there was none."""
+        with self._transaction() as s:
+            return s.execute(delete(Verification).where(
+                Verification.channel == channel, Verification.external_id == external_id)).rowcount > 0
+
+    # -- channel bindings (a WeChat OpenID stays verified across visits) -----
+
+    def bind(self, channel: str, external_id: str, member_no: str) -> None:
+        """Bind the channel's user id to the member, replacing an earlier binding."""
+        _check_binding_key(channel, external_id)
+        with self._transaction() as s:
+            member = s.execute(select(Member).where(Member.member_no == member_no)).scalar_one_or_none()
+            if member is None:
+                raise DomainError("unknown_member", "no such member number")
+            _bind(s, channel, external_id, member, self.clock())
+
+    def unbind(self, channel: str, external_id: str) -> bool:
+        """Remove the binding and the conversation's verification; False when there was no binding."""
+        with self._transaction() as s:
+            s.execute(delete(Verification).where(
+                Verification.channel == channel, Verification.external_id == external_id))
+            result = s.execute(delete(ChannelBinding).where(
+                ChannelBinding.channel == channel, ChannelBinding.external_id == external_id))
+            return result.rowcount > 0
+
+    def bound_member(self, channel: str, external_id: str) -> Optional[str]:
+        """The member number bound to the channel's user id, or None."""
+        with self._transaction() as s:
+            return s.execute(
+                select(Member.member_no).join(ChannelBinding, ChannelBinding.member_id == Member.id)
+                .where(ChannelBinding.channel == channel, ChannelBinding.external_id == external_id)
+            ).scalar_one_or_none()
+
+
+def _check_binding_key(channel: str, external_id: str) -> None:
+    if not (isinstance(channel, str) and 0 < len(channel) <= 32
+            and isinstance(external_id, str) and 0 < len(external_id) <= MAX_KEY_CHARS):
+        raise DomainError("bad_binding", "channel must be 1-32 and external id 1-128 characters")
+
+
+def _check_conversation(conversation: Conversation) -> None:
+    _check_binding_key(conversation.channel, conversation.external_id)
+    if not (isinstance(conversation.session_key, str) and len(conversation.session_key) <= 64):
+        raise DomainError("bad_session_key", "session key must be at most 64 characters")
+
+
+def _verification_row(s: Session, channel: str, external_id: str) -> Optional[Verification]:
+    return s.execute(select(Verification).where(
+        Verification.channel == channel, Verification.external_id == external_id
+    ).with_for_update()).scalar_one_or_none()
+
+
+def _verify(s: Session, conversation: Conversation, member: Member, now: datetime) -> None:
+    upsert(s, Verification, {"channel": conversation.channel, "external_id": conversation.external_id},
+           {"member_id": member.id, "session_key": conversation.session_key,
+            "verified_at": now, "last_seen_at": now})
+
+
+def _bind(s: Session, channel: str, external_id: str, member: Member, now: datetime) -> None:
+    upsert(s, ChannelBinding, {"channel": channel, "external_id": external_id},
+           {"member_id": member.id, "created_at": now})
+
+
+def _throttle_row(s: Session, key: str, now: datetime) -> VerificationThrottle:
+    """The key's row, locked for this transaction (created empty first, so that
+    concurrent attempts on one key wait for each other instead of both counting from 0)."""
+    insert_missing(s, VerificationThrottle, {"key": key},
+                   {"failures": 0, "window_started_at": now, "locked_until": None})
+    return s.execute(select(VerificationThrottle).where(VerificationThrottle.key == key)
+                     .with_for_update()).scalar_one()
+
+
+def _record_failure(row: VerificationThrottle, now: datetime, limit: Limit) -> ThrottleState:
+    state = after_failure(ThrottleState(row.failures, row.window_started_at, row.locked_until), now, limit)
+    row.failures, row.window_started_at, row.locked_until = \
+        state.failures, state.window_started_at, state.locked_until
+    return state

@@ -1,0 +1,80 @@
+"""What every channel checks before a message becomes a turn: who the client
+is (behind a trusted proxy only) and how fast one conversation may write."""
+import hashlib
+import ipaddress
+import time
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Text
+
+from rasa.shared.core.domain import Domain
+from sanic.request import Request
+
+from bot import settings
+
+RATE_LIMITED_RESPONSE = "utter_rate_limited"
+WINDOW_SECONDS = 60.0
+
+
+def client_address(request: Request, trusted: Sequence[settings.Network]) -> Text:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then
+    the right-most address of X-Forwarded-For that is not a trusted proxy."""
+    address = request.ip or ""
+    hops = [h.strip() for h in (request.headers.get("X-Forwarded-For") or "").split(",") if h.strip()]
+    while _is_trusted(address, trusted) and hops:
+        address = hops.pop()
+    return address
+
+
+def _is_trusted(address: Text, trusted: Sequence[settings.Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_key(address: Text) -> Text:
+    """What the backend counts failed verifications by: a digest, not the address itself."""
+    return "ip-" + hashlib.sha256(address.encode("utf-8")).hexdigest()[:24]
+
+
+class MessageRateLimit:
+    """At most `per_minute` messages per key in any 60 seconds; 0 means no limit.
+    Kept in this process (one limit per Rasa server)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._seen: Dict[Text, Deque[float]] = {}
+        self._next_sweep = 0.0
+
+    def allow(self, key: Text) -> bool:
+        if not self.per_minute:
+            return True
+        now = self.clock()
+        self._sweep(now)
+        times = self._seen.setdefault(key, deque())
+        while times and times[0] <= now - WINDOW_SECONDS:
+            times.popleft()
+        if len(times) >= self.per_minute:
+            return False
+        times.append(now)
+        return True
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys that sent nothing for a minute, so memory follows active senders."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + WINDOW_SECONDS
+        for key in [k for k, t in self._seen.items() if not t or t[-1] <= now - WINDOW_SECONDS]:
+            del self._seen[key]
+
+
+def domain_text(domain: Optional[Domain], response: Text) -> Optional[Text]:
+    variants = (domain.responses.get(response) if domain else None) or [{}]
+    return variants[0].get("text") or None
+
+
+def rate_limited_reply(domain: Optional[Domain], recipient: Text) -> List[Dict[Text, Text]]:
+    """What a REST-style channel answers when the limit refuses a message."""
+    return [{"recipient_id": recipient, "text": domain_text(domain, RATE_LIMITED_RESPONSE) or ""}]
