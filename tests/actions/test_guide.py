@@ -5,6 +5,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.backend.verification import Conversation, VerificationService
 from actions.guide import ActionRecommendDestination, ValidateDestinationForm, facts_from_message
 from bot.guide.table import load_table
 
@@ -28,12 +29,16 @@ class NoBackend:
     def birth_year(self, member_no):
         raise AssertionError("not verified: the backend must not be asked")
 
+    def current(self, conversation):
+        raise AssertionError("not verified: the backend must not be asked")
+
 
 @pytest.fixture
 def validate(domain_dict):
-    async def run(latest, service=None, today=datetime.date(2026, 11, 27), **slots):
+    async def run(latest, service=None, verifications=None, today=datetime.date(2026, 11, 27), **slots):
         dispatcher = CollectingDispatcher()
-        action = ValidateDestinationForm(service or NoBackend(), today=lambda: today)
+        action = ValidateDestinationForm(service or NoBackend(), verifications or NoBackend(),
+                                         today=lambda: today)
         events = await action.run(dispatcher, tracker(latest, **slots), domain_dict)
         return [m["response"] for m in dispatcher.messages], slots_of(events)
     return run
@@ -110,12 +115,21 @@ async def test_a_question_mid_way_is_left_to_the_rules(validate):
     assert messages == [] and "party_member" not in slots
 
 
-async def test_verified_member_is_not_asked_the_age(validate, service, demo):
-    # 2019001 was born in 2001: 25 in 2026.
+async def test_verified_member_is_not_asked_the_age(validate, service, sessions, clock, demo):
+    # 2019001 was born in 2001: 25 in 2026. Verified in the backend, for this conversation.
+    verifications = VerificationService(sessions, clock)
+    verifications.attempt(Conversation("web", "guide", ""), "2019001", "1234")
     _, slots = await validate(message("帮我判断该转到哪", "start_destination_guide"), service=service,
-                              verified_member="2019001")
+                              verifications=verifications, sender="web:guide", is_verified=True)
     assert slots["over_28"] is False
     assert slots["requested_slot"] == "graduate_situation"
+
+
+async def test_a_slot_claiming_verification_is_not_believed(validate, service, sessions, clock, demo):
+    verifications = VerificationService(sessions, clock)
+    _, slots = await validate(message("帮我判断该转到哪", "start_destination_guide"), service=service,
+                              verifications=verifications, sender="web:forged", is_verified=True)
+    assert "over_28" not in slots
 
 
 async def recommend(**slots):
