@@ -19,12 +19,17 @@ from sqlalchemy import func, select
 from bot.backend.models import Ticket, TicketMessage
 from bot.backend.tickets import MAX_REPLY_CHARS, TicketService
 from bot.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
+from bot.channels.web_session import WebSessions
+
+SESSIONS = WebSessions("web-session-secret-for-tests")
+WEB_TOKEN = SESSIONS.issue()
 
 TOKEN = "staff-secret-0123456789"
 APP_ID = "wx0123456789abcdef"
 SECRET = "test-secret"
 OPENID = "oUser0123456789abcdefghijkl"
-WEB_SENDER = "web-3f2a9c71"
+WEB_SENDER = "web:" + SESSIONS.session_id(WEB_TOKEN)
+WECHAT_SENDER = "wechat:" + OPENID
 QUESTION = "我的转接卡在第三步怎么办"
 TRANSCRIPT = [{"who": "member", "text": QUESTION, "at": "2024-06-15T08:29:00+00:00"},
               {"who": "bot", "text": "抱歉，我没有理解。", "at": "2024-06-15T08:29:01+00:00"}]
@@ -38,12 +43,12 @@ def desk(sessions, clock):
 
 @pytest.fixture
 def web_ticket(desk):
-    return desk.open_ticket("rest", WEB_SENDER, "2019001", QUESTION, TRANSCRIPT, "fallbacks")
+    return desk.open_ticket("web", WEB_SENDER, "2019001", QUESTION, TRANSCRIPT, "fallbacks")
 
 
 @pytest.fixture
 def wechat_ticket(desk):
-    return desk.open_ticket("wechat", OPENID, None, QUESTION, TRANSCRIPT, "request_human")
+    return desk.open_ticket("wechat", WECHAT_SENDER, None, QUESTION, TRANSCRIPT, "request_human")
 
 
 @pytest.fixture
@@ -55,7 +60,8 @@ def resumed():
 def make_channel(desk, wechat_api, resumed):
     def make(**overrides):
         settings = dict(token=TOKEN, service=desk, app_id=APP_ID, app_secret=SECRET,
-                        api_base_url=wechat_api.base_url, resume=lambda *args: resumed.append(args))
+                        api_base_url=wechat_api.base_url, resume=lambda *args: resumed.append(args),
+                        sessions=SESSIONS)
         return StaffInput(**{**settings, **overrides})
     return make
 
@@ -150,7 +156,7 @@ async def test_list_and_read_tickets(client, desk, web_ticket, wechat_ticket):
     status, body, headers = await client.call("GET", "/tickets")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert [(t["id"], t["channel"], t["messages"]) for t in body["tickets"]] == [
-        (web_ticket, "rest", 1), (wechat_ticket, "wechat", 0)]
+        (web_ticket, "web", 1), (wechat_ticket, "wechat", 0)]
     status, ticket, _ = await client.call("GET", f"/tickets/{web_ticket}")
     assert status == 200
     assert (ticket["question"], ticket["member_no"], ticket["reason"]) == (QUESTION, "2019001", "fallbacks")
@@ -172,19 +178,25 @@ async def test_web_reply_is_delivered_once_through_the_inbox(client, desk, web_t
     status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "  您好，已为您催办。 "})
     assert status == 201 and body["delivery"] == "inbox" and body["delivered"] is False
     assert desk.get(web_ticket)["messages"][0]["text"] == "您好，已为您催办。"
-    # The member side needs no staff token, and sees only its own replies.
-    status, body, _ = await client.call("GET", "/inbox?sender=web-someone-else", headers={})
+    # The member side needs no staff token, and sees only its own session's replies.
+    status, body, _ = await client.call("GET", "/inbox", headers={"X-Chat-Session": SESSIONS.issue()})
     assert (status, body) == (200, {"replies": []})
-    status, body, _ = await client.call("GET", f"/inbox?sender={WEB_SENDER}", headers={})
+    status, body, _ = await client.call("GET", "/inbox", headers={"X-Chat-Session": WEB_TOKEN})
     assert (status, body) == (200, {"replies": ["您好，已为您催办。"]})
-    assert (await client.call("GET", f"/inbox?sender={WEB_SENDER}", headers={}))[1] == {"replies": []}
+    assert (await client.call("GET", "/inbox", headers={"X-Chat-Session": WEB_TOKEN}))[1] == {"replies": []}
     assert [m["delivered"] for m in desk.get(web_ticket)["messages"]] == [True]
 
 
-@pytest.mark.parametrize("query", ["", "?sender=", "?sender=" + "s" * 129])
-async def test_inbox_needs_a_sender(client, query):
-    status, body, _ = await client.call("GET", "/inbox" + query, headers={})
-    assert status == 400 and body["error"] == "bad_sender" and body["reason"]
+@pytest.mark.parametrize("headers", [
+    {}, {"X-Chat-Session": ""}, {"X-Chat-Session": WEB_SENDER},  # a bare conversation id is not enough
+    {"X-Chat-Session": WEB_TOKEN[:-1] + ("0" if WEB_TOKEN[-1] != "0" else "1")},  # forged signature
+    {"X-Chat-Session": WebSessions("another-secret").issue()},
+])
+async def test_inbox_needs_the_signed_session(client, desk, web_ticket, headers):
+    await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "您好"})
+    status, body, _ = await client.call("GET", "/inbox", headers=headers)
+    assert status == 401 and body["error"] == "bad_session" and "replies" not in body
+    assert [m["delivered"] for m in desk.get(web_ticket)["messages"]] == [False]
 
 
 async def test_wechat_reply_goes_through_the_customer_service_api(client, desk, wechat_ticket, wechat_api):
@@ -193,7 +205,7 @@ async def test_wechat_reply_goes_through_the_customer_service_api(client, desk, 
     assert wechat_api.sent == [{"touser": OPENID, "msgtype": "text", "text": {"content": "您好，我是人工客服。"}}]
     assert wechat_api.token_requests[0]["appid"] == APP_ID and wechat_api.token_requests[0]["secret"] == SECRET
     assert [m["delivered"] for m in desk.get(wechat_ticket)["messages"]] == [True]
-    assert (await client.call("GET", f"/inbox?sender={OPENID}", headers={}))[1] == {"replies": []}
+
 
 
 async def test_long_wechat_reply_is_split_and_prefixed(serve, make_channel, wechat_ticket, wechat_api):
@@ -236,10 +248,10 @@ async def test_wechat_reply_without_wechat_credentials_stores_nothing(serve, mak
     ({"text": "字" * (MAX_REPLY_CHARS + 1)}, 413, "text_too_long"),
     (b"{\"text\": \"" + b"a" * 70_000 + b"\"}", 413, "body_too_large"),
 ])
-@pytest.mark.parametrize("channel", ["rest", "wechat"])
+@pytest.mark.parametrize("channel", ["web", "wechat"])
 async def test_bad_replies_are_refused_with_a_reason_and_store_nothing(
         client, desk, sessions, wechat_api, body, status, code, channel):
-    ticket_id = desk.open_ticket(channel, OPENID, None, QUESTION, TRANSCRIPT, "fallbacks")
+    ticket_id = desk.open_ticket(channel, f"{channel}:{OPENID}", None, QUESTION, TRANSCRIPT, "fallbacks")
     reply_status, reply, _ = await client.call("POST", f"/tickets/{ticket_id}/reply", body)
     assert (reply_status, reply["error"]) == (status, code) and reply["reason"]
     assert rows(sessions) == (1, 0, 1) and wechat_api.sent == []
@@ -267,8 +279,8 @@ async def test_closed_ticket_refuses_reply_and_close(client, desk, web_ticket, w
 async def test_close_resumes_the_conversation(client, desk, web_ticket, resumed):
     status, body, _ = await client.call("POST", f"/tickets/{web_ticket}/close")
     assert status == 200 and body["status"] == "closed" and body["resumed"] is True
-    assert resumed == [("rest", WEB_SENDER)]
-    assert desk.open_ticket_of("rest", WEB_SENDER) is None
+    assert resumed == [("web", WEB_SENDER)]
+    assert desk.open_ticket_of("web", WEB_SENDER) is None
     assert (await client.call("GET", "/tickets"))[1] == {"tickets": []}
 
 
@@ -282,13 +294,13 @@ async def test_close_clears_the_handoff_slot_in_the_tracker(serve, make_channel,
     domain = Domain.from_dict({"slots": {HANDOFF_SLOT: {"type": "float", "influence_conversation": True,
                                                          "mappings": [{"type": "custom"}]}}})
     agent = SimpleNamespace(tracker_store=InMemoryTrackerStore(domain), lock_store=InMemoryLockStore())
-    tracker = await agent.tracker_store.get_or_create_tracker(OPENID)
+    tracker = await agent.tracker_store.get_or_create_tracker(WECHAT_SENDER)
     tracker.update(SlotSet(HANDOFF_SLOT, float(wechat_ticket)))
     await agent.tracker_store.save(tracker)
     client = await serve(make_channel(resume=None), agent=agent)
     status, body, _ = await client.call("POST", f"/tickets/{wechat_ticket}/close")
     assert status == 200 and body["resumed"] is True
-    tracker = await agent.tracker_store.retrieve(OPENID)
+    tracker = await agent.tracker_store.retrieve(WECHAT_SENDER)
     assert tracker.get_slot(HANDOFF_SLOT) is None
     assert isinstance(tracker.events[-1], SlotSet) and tracker.events[-1].key == HANDOFF_SLOT
 
@@ -312,7 +324,7 @@ async def test_async_resume_is_awaited(serve, make_channel, web_ticket):
 
     client = await serve(make_channel(resume=resume))
     assert (await client.call("POST", f"/tickets/{web_ticket}/close"))[1]["resumed"] is True
-    assert calls == [("rest", WEB_SENDER)]
+    assert calls == [("web", WEB_SENDER)]
 
 
 # -- the page ----------------------------------------------------------------------------------

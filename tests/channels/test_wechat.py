@@ -249,8 +249,8 @@ async def test_text_message_gets_a_passive_reply(client, rasa):
     assert reply.content == "收到：怎么转出"
     assert (reply.source, reply.target) == (ACCOUNT, OPENID)
     [message] = rasa.calls
-    assert (message.text, message.sender_id, message.input_channel) == ("怎么转出", OPENID, "wechat")
-    assert message.metadata == {"wechat_openid": OPENID}
+    assert (message.text, message.sender_id, message.input_channel) == ("怎么转出", "wechat:" + OPENID, "wechat")
+    assert message.metadata == {"wechat_openid": OPENID, "client": "wechat-" + OPENID}
 
 
 async def test_safe_mode_message_and_encrypted_reply(client, rasa):
