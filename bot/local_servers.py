@@ -57,7 +57,7 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
     endpoints = logs / "endpoints.yml"
     endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
-                         "  headers:\n    Authorization: \"Bearer ${ACTION_SERVER_TOKEN}\"\n")
+                         "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n")
     tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
     if tracker_db:
         with endpoints.open("a") as f:

@@ -28,7 +28,7 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_SENDER_CHARS = 100
 
 
-def body_problem(body: bytes, id_field: Text = "sender") -> Optional[Text]:
+def body_problem(body: bytes, id_field: Text = "sender", max_id_chars: int = MAX_SENDER_CHARS) -> Optional[Text]:
     """What is wrong with a webhook request body, or None if it is usable."""
     try:
         payload = json.loads(body.decode("utf-8"))
@@ -42,8 +42,8 @@ def body_problem(body: bytes, id_field: Text = "sender") -> Optional[Text]:
     if len(message) > MAX_MESSAGE_CHARS:
         return f"'message' must be at most {MAX_MESSAGE_CHARS} characters"
     sender = payload.get(id_field)
-    if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS:
-        return f"'{id_field}' must be a string of 1 to {MAX_SENDER_CHARS} characters"
+    if not isinstance(sender, str) or not 0 < len(sender) <= max_id_chars:
+        return f"'{id_field}' must be a string of 1 to {max_id_chars} characters"
     if not isinstance(payload.get("metadata", {}), (dict, type(None))):
         return "'metadata' must be an object"
     return None

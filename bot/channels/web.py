@@ -46,6 +46,7 @@ from bot.conversation_ids import conversation_id
 logger = logging.getLogger(__name__)
 RESTART_PAYLOAD = "/restart"
 MAX_CONTROL_BODY_BYTES = 4096
+MAX_TOKEN_CHARS = 128
 
 STATIC_DIR = Path(__file__).resolve().parent / "web_static"
 PAGE = "index.html"
@@ -160,7 +161,7 @@ class WebChatInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             if self.sessions is None:
                 return _json_error(503, "web chat not configured")
-            problem = body_problem(request.body or b"", id_field="session")
+            problem = body_problem(request.body or b"", id_field="session", max_id_chars=MAX_TOKEN_CHARS)
             if problem:
                 return _json_error(400, problem)
             payload = request.json

@@ -97,11 +97,20 @@ def test_nothing_outside_the_folder_is_served(server, path):
     assert b"import" not in body and b"root:" not in body and b"RestInput" not in body
 
 
-def test_channel_has_no_post_route(server):
+def test_the_page_itself_takes_no_post(server):
     status, _ = raw_get(server, PAGE, method="POST")
     assert status == 405
-    status, _ = raw_get(server, "/webhooks/web/webhook", method="POST")
-    assert status in (404, 405)
+
+
+def test_a_conversation_needs_a_session_the_server_signed(server):
+    session = requests.post(server + "/webhooks/web/session", timeout=10).json()["session"]
+    reply = requests.post(server + "/webhooks/web/webhook",
+                          json={"session": session, "message": "忘记密码怎么办"}, timeout=30)
+    assert reply.status_code == 200 and "密码重置码" in reply.json()[0]["text"]
+    for forged in ("0" * 32, session[:-1] + ("1" if session[-1] == "0" else "0"), "web:" + session):
+        refused = requests.post(server + "/webhooks/web/webhook",
+                                json={"session": forged, "message": "你好"}, timeout=10)
+        assert refused.status_code == 401 and "text" not in refused.text
 
 
 def test_rest_channel_still_answers_beside_it(server):

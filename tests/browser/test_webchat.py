@@ -72,7 +72,7 @@ class Watch:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def webhook_calls(self):
-        return [url for url in self.requests if url.endswith("/webhooks/rest/webhook")]
+        return [url for url in self.requests if url.endswith("/webhooks/web/webhook")]
 
 
 def bot_texts(page):
@@ -104,7 +104,7 @@ def test_chat_page_faq_quick_reply_history_and_phone_screenshot(chromium, reques
 
     # Ask an FAQ; hold the reply back to see the typing indicator meanwhile.
     held = []
-    page.route("**/webhooks/rest/webhook", lambda route: held.append(route))
+    page.route("**/webhooks/web/webhook", lambda route: held.append(route))
     page.fill("#input", "忘记密码怎么办")
     page.get_by_role("button", name="发送").click()
     expect(page.locator(".msg.user").last).to_have_text("忘记密码怎么办")
@@ -114,7 +114,7 @@ def test_chat_page_faq_quick_reply_history_and_phone_screenshot(chromium, reques
     expect(page.locator("#typing")).to_contain_text("正在输入…")
     expect(page.get_by_role("button", name="发送")).to_be_disabled()
     held[0].continue_()
-    page.unroute("**/webhooks/rest/webhook")
+    page.unroute("**/webhooks/web/webhook")
 
     answer = page.locator(".msg.bot").nth(1)  # locators are lazy: pin by position
     expect(answer).to_contain_text("密码重置码")
@@ -140,7 +140,7 @@ def test_chat_page_faq_quick_reply_history_and_phone_screenshot(chromium, reques
     assert not any("/faq_" in text for text in page.locator(".msg.user").all_inner_texts())
 
     history = page.locator(".msg .bubble").all_inner_texts()
-    sender = page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).sender")
+    sender = page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).session")
     calls_before_reload = len(watch.webhook_calls())
     assert calls_before_reload == 3  # /greet, the question, the quick reply
 
@@ -148,7 +148,7 @@ def test_chat_page_faq_quick_reply_history_and_phone_screenshot(chromium, reques
     page.reload()
     expect(page.locator(".msg .bubble")).to_have_count(len(history))
     assert page.locator(".msg .bubble").all_inner_texts() == history
-    assert page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).sender") == sender
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).session") == sender
     expect(page.locator(".msg.bot").last.locator(".chip").first).to_be_enabled()
     expect(page.locator(".msg.bot").first.locator(".chip").first).to_be_disabled()
     page.wait_for_timeout(500)
@@ -193,28 +193,28 @@ def test_text_is_never_html_and_errors_are_polite(chromium, request):
     assert page.evaluate("window.pwned") is None
 
     # The server failing, then unreachable: a polite notice in the page, the chat goes on.
-    page.route("**/webhooks/rest/webhook",
+    page.route("**/webhooks/web/webhook",
                lambda route: route.fulfill(status=500, body="boom", content_type="text/plain"))
     page.fill("#input", "忘记密码怎么办")
     page.press("#input", "Enter")
     expect(page.locator(".msg.notice").last).to_contain_text("抱歉，助手暂时无法回答")
-    page.unroute("**/webhooks/rest/webhook")
-    page.route("**/webhooks/rest/webhook", lambda route: route.abort())
+    page.unroute("**/webhooks/web/webhook")
+    page.route("**/webhooks/web/webhook", lambda route: route.abort())
     page.fill("#input", "忘记密码怎么办")
     page.press("#input", "Enter")
     expect(page.locator(".msg.notice").last).to_contain_text("暂时连接不上助手")
-    page.unroute("**/webhooks/rest/webhook")
+    page.unroute("**/webhooks/web/webhook")
     expect(page.get_by_role("button", name="发送")).to_be_enabled()
     page.fill("#input", "忘记密码怎么办")
     page.press("#input", "Enter")
     expect(page.locator(".msg.bot").last).to_contain_text("密码重置码")
 
-    # 重新开始: a new conversation with a new sender and the welcome menu again.
-    sender = page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).sender")
+    # 重新开始: a new conversation with a new session and the welcome menu again.
+    sender = page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).session")
     page.get_by_role("button", name="重新开始").click()
     expect(page.locator(".msg .bubble")).to_have_count(1)
     expect(page.locator(".msg.bot").first).to_contain_text("您好")
-    assert page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).sender") != sender
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('tuanjian-webchat-v1')).session") != sender
 
     assert all(request.startswith(server + "/") for request in watch.requests), watch.requests
     # The two failures are the only console errors (the browser logs failed fetches).

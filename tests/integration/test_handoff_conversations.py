@@ -10,8 +10,8 @@ def staff(webhook, method, path, **kwargs):
                             timeout=30, **kwargs)
 
 
-def test_ticket_pause_staff_reply_close_resume(webhook, new_chat):
-    chat = new_chat()
+def test_ticket_pause_staff_reply_close_resume(webhook, new_web_chat):
+    chat = new_web_chat()
     chat.say("广东的组织搜不到怎么办")
     opened = chat.say("转人工")
     assert "工单号" in opened
@@ -24,7 +24,7 @@ def test_ticket_pause_staff_reply_close_resume(webhook, new_chat):
     assert [m["text"] for m in detail["messages"]] == ["忘记密码怎么办"]
     assert staff(webhook, "POST", f"/tickets/{ticket}/reply", json={"text": "您好，请手动输入组织名称。"}).status_code == 201
     inbox = requests.get(webhook.replace("/webhooks/rest/webhook", "/webhooks/staff/inbox"),
-                         params={"sender": chat.sender}, timeout=30).json()
+                         headers={"X-Chat-Session": chat.session}, timeout=30).json()
     assert inbox["replies"] == ["您好，请手动输入组织名称。"]
     assert staff(webhook, "POST", f"/tickets/{ticket}/close").json()["resumed"] is True
     assert "密码重置码" in chat.say("忘记密码怎么办")

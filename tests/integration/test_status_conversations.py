@@ -42,14 +42,15 @@ def test_wrong_number_and_wrong_digits_get_the_same_reply(new_chat):
     assert wrong_number == wrong_digits and "未能核实" in wrong_number
 
 
-def test_five_failures_lock_and_right_digits_then_do_not_help(new_chat):
+def test_five_failures_lock_and_right_digits_then_do_not_help(new_chat, unlock_after):
     chat = new_chat()
     chat.say("帮我查一下我的转接进度")
     for _ in range(4):
         chat.say("2019001 0000")
     assert "暂停" in chat.say("2019001 0000")
-    assert "暂停" in chat.say("查一下我的进度")
-    assert "暂停" in chat.say("2019001 1234") or "张*" not in chat.say("查一下我的进度")
+    assert "团员编号" in chat.say("查一下我的进度")  # the lock is the number's, not the conversation's
+    reply = chat.say("2019001 1234")
+    assert "暂停" in reply and "张*" not in reply
 
 
 def test_verification_belongs_to_one_conversation(new_chat):

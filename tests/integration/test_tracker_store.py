@@ -22,7 +22,7 @@ def test_each_turn_is_stored_with_its_intent_and_answer(assistant, new_chat, dom
     chat = new_chat()
     assert answer in chat.say("入党了还要转团关系吗")
     chat.say("谢谢")
-    rows = stored_events(assistant.tracker_db, chat.sender)
+    rows = stored_events(assistant.tracker_db, f"rest:{chat.sender}")
     users = [(r.intent_name, json.loads(r.data)["text"]) for r in rows if r.type_name == "user"]
     assert users == [("faq_party_member_transfer", "入党了还要转团关系吗"), ("thank", "谢谢")]
     assert "utter_faq_party_member_transfer" in [r.action_name for r in rows]
