@@ -1,0 +1,49 @@
+"""The channels' own checks: client address behind proxies, message rate, signed web sessions."""
+import ipaddress
+from types import SimpleNamespace
+
+from bot.channels.guard import MessageRateLimit, client_address
+from bot.channels.web_session import WebSessions
+
+PROXY = [ipaddress.ip_network("10.0.0.0/8")]
+
+
+def request(peer, forwarded=None):
+    return SimpleNamespace(ip=peer, headers={"X-Forwarded-For": forwarded} if forwarded else {})
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy():
+    assert client_address(request("203.0.113.9", "1.2.3.4"), PROXY) == "203.0.113.9"
+    assert client_address(request("10.0.0.2", "1.2.3.4"), PROXY) == "1.2.3.4"
+    # A client cannot prepend an address of its own choice: the right-most untrusted one counts.
+    assert client_address(request("10.0.0.2", "6.6.6.6, 1.2.3.4, 10.0.0.1"), PROXY) == "1.2.3.4"
+    assert client_address(request("10.0.0.2", "1.2.3.4"), []) == "10.0.0.2"
+
+
+def test_rate_limit_boundaries():
+    now = [0.0]
+    limit = MessageRateLimit(3, clock=lambda: now[0])
+    assert [limit.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("b") is True  # per conversation
+    now[0] = 59.9
+    assert limit.allow("a") is False
+    now[0] = 60.0
+    assert limit.allow("a") is True
+    assert all(MessageRateLimit(0).allow("a") for _ in range(100))  # 0: off
+
+
+def test_web_sessions_are_signed_and_expire():
+    now = [1_700_000_000.0]
+    sessions = WebSessions("secret", clock=lambda: now[0])
+    token = sessions.issue()
+    session_id = sessions.session_id(token)
+    assert session_id and len(session_id) == 32 and token.startswith(session_id)
+    assert WebSessions("other").session_id(token) is None
+    tampered = token.replace(session_id, "0" * 32)
+    assert sessions.session_id(tampered) is None
+    for bad in (None, "", 42, session_id, token + "0", "web:" + session_id):
+        assert sessions.session_id(bad) is None
+    now[0] += 24 * 3600
+    assert sessions.session_id(token) == session_id
+    now[0] += 1
+    assert sessions.session_id(token) is None

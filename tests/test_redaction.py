@@ -1,0 +1,53 @@
+"""What of a verification turn may be stored."""
+from rasa.shared.core.events import ActiveLoop, UserUttered
+
+from bot.redaction import mask_credentials, redact_events, verification_turns
+
+
+def user(text, intent="inform", entities=()):
+    return {"event": "user", "text": text,
+            "parse_data": {"text": text, "intent": {"name": intent},
+                           "entities": [{"entity": e, "value": v} for e, v in entities]}}
+
+
+def test_every_digit_but_the_member_number_is_masked():
+    assert mask_credentials("2019001 1234") == "2019001 ****"
+    assert mask_credentials("尾号１２３４，编号2019001") == "尾号****，编号2019001"
+    assert mask_credentials("1 2 3 4") == "* * * *"
+    assert mask_credentials("13812345678 2019001") == "13812345678 *******"  # only the first long run stays
+
+
+def test_turns_the_form_handled_are_verification_turns():
+    events = [user("查进度", "check_transfer_status"), {"event": "action", "name": "verification_form"},
+              {"event": "active_loop", "name": "verification_form"}, user("1234"),
+              {"event": "active_loop", "name": None}, user("2024年毕业去哪", "faq_graduate_destination"),
+              user("尾号5678", entities=[("phone_last4", "5678")])]
+    assert verification_turns(events) == {0, 3, 6}
+    redacted = redact_events(events)
+    assert redacted[3]["text"] == "****" and redacted[3]["parse_data"]["text"] == "****"
+    assert redacted[5]["text"] == "2024年毕业去哪"  # not a verification turn: left alone
+    assert redacted[6]["parse_data"]["entities"][0]["value"] == "****"
+    assert events[3]["text"] == "1234"  # the input is not changed
+
+
+def test_a_credential_slot_is_masked_anywhere():
+    assert redact_events([{"event": "slot", "name": "phone_last4", "value": "1234"}])[0]["value"] == "****"
+
+
+def test_the_tracker_store_writes_the_masked_turn(tmp_path):
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.tracker_store import RedactingSQLTrackerStore
+    import asyncio
+    import sqlite3
+
+    store = RedactingSQLTrackerStore(domain=Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
+    tracker = DialogueStateTracker.from_events("rest:x", [ActiveLoop("verification_form")])
+    asyncio.run(store.save(tracker))
+    tracker.update(UserUttered("2019001 1234", {"name": "inform"},
+                               [{"entity": "phone_last4", "value": "1234"}]))
+    asyncio.run(store.save(tracker))
+    with sqlite3.connect(tmp_path / "t.db") as connection:
+        data = " ".join(row[0] for row in connection.execute("SELECT data FROM events"))
+    assert "2019001 ****" in data and "1234" not in data
