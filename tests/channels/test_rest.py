@@ -1,8 +1,13 @@
 import json
+import uuid
+from types import SimpleNamespace
 
 import pytest
+from rasa.core.channels.channel import register
+from rasa.shared.core.domain import Domain
+from sanic import Sanic
 
-from bot.channels.rest import MAX_MESSAGE_CHARS, body_problem
+from bot.channels.rest import MAX_MESSAGE_CHARS, RestInput, body_problem
 
 
 def body(**payload):
@@ -42,3 +47,26 @@ def test_bad_bodies_are_named(raw, problem):
 )
 def test_good_bodies_pass(payload):
     assert body_problem(body(**payload)) is None
+
+
+async def test_a_conversation_over_the_limit_gets_a_polite_reply(run_app, root):
+    turns = []
+
+    async def on_new_message(message):
+        turns.append((message.sender_id, message.input_channel, message.metadata))
+        await message.output_channel.send_text_message(message.sender_id, "好的")
+
+    domain = Domain.load(str(root / "domain"))
+    app = Sanic(f"rest_limit_{uuid.uuid4().hex[:8]}")
+    register([RestInput(domain=domain, per_minute=2)], app, route="/webhooks/")
+    app.ctx.agent = SimpleNamespace(handle_message=on_new_message)  # what Rasa's handler calls
+    session = await run_app(app)
+    body = {"sender": "fast", "message": "你好", "input_channel": "wechat", "metadata": {"client": "x"}}
+    replies = []
+    for _ in range(3):
+        async with session.post("/webhooks/rest/webhook", json=body) as reply:
+            replies.append((reply.status, await reply.json()))
+    assert [status for status, _ in replies] == [200, 200, 429]
+    assert replies[2][1][0]["text"] == domain.responses["utter_rate_limited"][0]["text"]
+    assert len(turns) == 2  # the refused message started no turn
+    assert all(t[0] == "rest:fast" and t[1] == "rest" and set(t[2]) == {"client"} for t in turns)
