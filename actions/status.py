@@ -89,7 +89,10 @@ class ValidateVerificationForm(FormValidationAction):
                 return [SlotSet("is_verified", True)]
             # Someone else's credentials: this conversation verifies anew.
             conversation = conversation_of(tracker)
-            await call_backend(self.verifications.end, conversation.channel, conversation.external_id)
+            try:
+                await call_backend(self.verifications.end, conversation.channel, conversation.external_id)
+            except BackendUnavailable:
+                return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
             return [SlotSet("is_verified", False), *await self.verify(dispatcher, tracker, number, last4)]
         events: List[EventType] = []
         if tracker.get_slot("is_verified"):
