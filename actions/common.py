@@ -41,13 +41,13 @@ def intent_of(tracker: Tracker) -> Optional[Text]:
 
 
 def session_key(tracker: Tracker) -> Text:
-    """Marks the conversation's current Rasa session: the time it started.
+    """Marks the conversation's current Rasa session: when it, or the latest restart, began.
 
     A new session (after idle time, /session_start) or a restart changes it,
     which ends a verification made before."""
-    for event in reversed(tracker.events_after_latest_restart()):
-        if event.get("event") == "session_started":
-            return f"{float(event.get('timestamp') or 0):.6f}"
+    for event in reversed(tracker.events):
+        if event.get("event") in ("session_started", "restart"):
+            return f"{event['event'][0]}{float(event.get('timestamp') or 0):.6f}"
     return ""
 
 

@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import BackendUnavailable, call_backend, conversation_of, intent_of
 from actions.domain_texts import DomainDict
+from actions.status import BINDING_CHANNELS
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService
 from bot.backend.verification import VerificationService
@@ -49,7 +50,8 @@ async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker, servic
     has verified this conversation as them."""
     conversation = conversation_of(tracker)
     try:
-        member = await call_backend(verifications.current, conversation)
+        member = await call_backend(verifications.current, conversation,
+                                    conversation.channel in BINDING_CHANNELS)
         ticket = await call_backend(
             service.open_ticket, conversation.channel, tracker.sender_id,
             member, unanswered_question(tracker), transcript(tracker), reason)

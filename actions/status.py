@@ -82,7 +82,7 @@ class ValidateVerificationForm(FormValidationAction):
         number, last4 = parse_credentials(message.get("text") or "")
         try:
             member = await verified_member(self.verifications, tracker)
-        except BackendUnavailable:
+        except (BackendUnavailable, DomainError):
             return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
         if member is not None:
             if not (number and last4 and number != member):
@@ -91,7 +91,7 @@ class ValidateVerificationForm(FormValidationAction):
             conversation = conversation_of(tracker)
             try:
                 await call_backend(self.verifications.end, conversation.channel, conversation.external_id)
-            except BackendUnavailable:
+            except (BackendUnavailable, DomainError):
                 return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
             return [SlotSet("is_verified", False), *await self.verify(dispatcher, tracker, number, last4)]
         events: List[EventType] = []
@@ -126,7 +126,7 @@ class ValidateVerificationForm(FormValidationAction):
         try:
             attempt = await call_backend(self.verifications.attempt, conversation, number, last4,
                                          client_of(tracker), conversation.channel in BINDING_CHANNELS)
-        except BackendUnavailable:
+        except (BackendUnavailable, DomainError):
             return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
         if attempt.outcome == "verified":
             dispatcher.utter_message(response="utter_verified", name=attempt.masked_name)

@@ -12,12 +12,20 @@ Events are the dicts Rasa and rasa-sdk exchange ({"event": "user", ...}).
 """
 import copy
 import re
+import unicodedata
 from typing import Any, Dict, Iterable, List, Set
 
 VERIFICATION_FORM = "verification_form"
 MASK = "*"
-# ASCII and full-width digits, as the normalizer reads both.
-_DIGITS = re.compile(r"[0-9\uff10-\uff19]+")
+# Anything that reads as a digit after NFKC (full-width, mathematical, circled,
+# superscript …), as the normalizer and parse_credentials read them.
+_DIGITS = re.compile("[" + "".join(
+    re.escape(chr(c)) for c in range(0x110000)
+    if not 0xD800 <= c <= 0xDFFF and len(unicodedata.normalize("NFKC", chr(c))) >= 1
+    and unicodedata.normalize("NFKC", chr(c)).isascii() and unicodedata.normalize("NFKC", chr(c)).isdigit()
+) + "]+")
+# A mainland mobile number typed whole is never kept as "the member number".
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 CREDENTIAL_SLOTS = ("phone_last4",)
 CREDENTIAL_ENTITIES = ("phone_last4",)
 
@@ -29,7 +37,8 @@ def mask_credentials(text: str) -> str:
     def mask(match: "re.Match[str]") -> str:
         nonlocal kept
         run = match.group(0)
-        if not kept and 5 <= len(run) <= 20:
+        plain = unicodedata.normalize("NFKC", run)
+        if not kept and 5 <= len(plain) <= 20 and not _MOBILE.match(plain):
             kept = True
             return run
         return MASK * len(run)

@@ -14,7 +14,7 @@ def test_every_digit_but_the_member_number_is_masked():
     assert mask_credentials("2019001 1234") == "2019001 ****"
     assert mask_credentials("尾号１２３４，编号2019001") == "尾号****，编号2019001"
     assert mask_credentials("1 2 3 4") == "* * * *"
-    assert mask_credentials("13812345678 2019001") == "13812345678 *******"  # only the first long run stays
+    assert mask_credentials("2019001 2019002") == "2019001 *******"  # only the first long run stays
 
 
 def test_turns_the_form_handled_are_verification_turns():
@@ -51,3 +51,9 @@ def test_the_tracker_store_writes_the_masked_turn(tmp_path):
     with sqlite3.connect(tmp_path / "t.db") as connection:
         data = " ".join(row[0] for row in connection.execute("SELECT data FROM events"))
     assert "2019001 ****" in data and "1234" not in data
+
+
+def test_digits_of_any_script_and_whole_phone_numbers_are_masked():
+    assert mask_credentials("2019001 ①②③④") == "2019001 ****"
+    assert mask_credentials("2019001 𝟏𝟐𝟑𝟒") == "2019001 ****"
+    assert mask_credentials("13812345678") == "*" * 11
