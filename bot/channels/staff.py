@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService, reply_text
 from bot import settings
+from bot.channels.guard import domain_text
 from bot.channels.wechat import ENV as WECHAT_ENV, CustomerServiceClient
 from bot.channels.web import add_page_routes
 from bot.channels.web_session import HEADER as SESSION_HEADER, WebSessions
@@ -145,8 +146,7 @@ class StaffInput(InputChannel):
         self._wechat_client = wechat_client
         if domain is not None and not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
-        prefix = ((domain.responses.get(PREFIX_RESPONSE) if domain else None) or [{}])[0].get("text")
-        self.reply_prefix: Optional[Text] = prefix or None
+        self.reply_prefix: Optional[Text] = domain_text(domain, PREFIX_RESPONSE)
         if not token:
             logger.warning("staff API not configured (%s missing): answering 503", TOKEN_ENV)
 

@@ -155,8 +155,7 @@ class WeChatInput(InputChannel):
         self._tasks: set = set()  # running turns, referenced until done
         if not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
-        responses = domain.responses.get(HINT_RESPONSE) or [{}]
-        self.hint: Optional[Text] = responses[0].get("text")
+        self.hint: Optional[Text] = domain_text(domain, HINT_RESPONSE)
         self.rate_limited_text = domain_text(domain, RATE_LIMITED_RESPONSE) or ""
         if not self.hint:
             logger.warning("domain has no response %s: numbered options go without a hint", HINT_RESPONSE)
