@@ -8,7 +8,7 @@ the database is unreachable, the member hears the lookup is unavailable.
 """
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -23,6 +23,7 @@ from bot.backend.rules import SPECIAL_PROVINCES, DomainError
 from bot.backend.service import MemberStatus, TransferService
 from bot.backend.verification import VerificationService
 from bot.nlu.text import normalize
+from bot.redaction import is_personal_number
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +35,24 @@ LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 _DIGIT_RUN = re.compile(r"(?<![0-9a-z])[0-9]+(?![0-9a-z])")
 
 
-def parse_credentials(text: Text) -> Tuple[Optional[Text], Optional[Text]]:
-    """(member number, last four digits) found in a message; None where absent.
+class Credentials(NamedTuple):
+    number: Optional[Text]  # the member number
+    last4: Optional[Text]  # the phone's last four digits
+    personal: bool  # a whole mobile or ID number was typed (and not taken as the member number)
 
-    A member number is a run of 5-20 digits, the phone digits a run of exactly
-    four; anything else (letters inside the digits, no digits) finds nothing.
+
+def parse_credentials(text: Text) -> Credentials:
+    """What a message holds of the credentials; None where absent.
+
+    A member number is a run of 5-20 digits that is not shaped like a mobile
+    or ID number, the phone digits a run of exactly four; anything else
+    (letters inside the digits, no digits) finds nothing.
     """
     runs = _DIGIT_RUN.findall(normalize(text))
-    number = next((r for r in runs if 5 <= len(r) <= 20), None)
+    long_runs = [r for r in runs if 5 <= len(r) <= 20]
+    number = next((r for r in long_runs if not is_personal_number(r)), None)
     last4 = next((r for r in runs if len(r) == 4), None)
-    return number, last4
+    return Credentials(number, last4, any(is_personal_number(r) for r in long_runs))
 
 
 async def verified_member(verifications: VerificationService, tracker: Tracker) -> Optional[Text]:
@@ -79,7 +88,7 @@ class ValidateVerificationForm(FormValidationAction):
     async def check_credentials(self, dispatcher: CollectingDispatcher,
                                 tracker: Tracker) -> List[EventType]:
         message = tracker.latest_message or {}
-        number, last4 = parse_credentials(message.get("text") or "")
+        number, last4, personal = parse_credentials(message.get("text") or "")
         try:
             member = await verified_member(self.verifications, tracker)
         except (BackendUnavailable, DomainError):
@@ -103,7 +112,7 @@ class ValidateVerificationForm(FormValidationAction):
         if self.nothing_to_ask(tracker):
             return events
         requested = tracker.get_slot("requested_slot")
-        if not number and not last4:
+        if not number and not last4 and not personal:
             intent = intent_of(tracker) or ""
             if intent == "check_transfer_status" and requested:
                 return events + [SlotSet(requested, None)]  # asked again, no complaint
@@ -112,10 +121,13 @@ class ValidateVerificationForm(FormValidationAction):
         number = number or tracker.get_slot("member_number")
         last4 = last4 if number else None
         if not number:
-            dispatcher.utter_message(response="utter_invalid_member_number")
+            dispatcher.utter_message(response="utter_personal_number_refused" if personal
+                                     else "utter_invalid_member_number")
             return events + [SlotSet("member_number", None)]
         if not last4:
-            if requested == "phone_last4":
+            if personal:
+                dispatcher.utter_message(response="utter_personal_number_refused")
+            elif requested == "phone_last4":
                 dispatcher.utter_message(response="utter_invalid_phone_last4")
             return events + [SlotSet("member_number", number)]
         return events + await self.verify(dispatcher, tracker, number, last4)

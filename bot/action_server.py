@@ -6,7 +6,8 @@ It differs from `rasa run actions` in what an outsider can do with it:
 - it listens on 127.0.0.1 unless TUANJIAN_ACTIONS_HOST says otherwise (a
   container network); rasa-sdk listens on every interface;
 - every route but /health needs `Authorization: Bearer $ACTION_SERVER_TOKEN`
-  (endpoints.yml makes Rasa send it); without the variable it does not start;
+  (endpoints.yml makes Rasa send it); without the variable it does not start,
+  nor without TUANJIAN_THROTTLE_KEY, which keys the verification throttle;
 - a body must be JSON (Content-Type application/json), so a web page cannot
   fire an action with a simple text/plain request; no CORS headers at all;
 - an error answers {"error": ...} and nothing of the request (rasa-sdk's own
@@ -68,10 +69,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     token = settings.secret(settings.ACTION_SERVER_TOKEN)
-    if not token:
-        print(f"{settings.ACTION_SERVER_TOKEN} is not set: the action server does not start without it "
-              "(scripts/run.sh generates one).", file=sys.stderr)
-        return 2
+    for name in (settings.ACTION_SERVER_TOKEN, settings.THROTTLE_KEY):
+        if not settings.secret(name):
+            print(f"{name} is not set: the action server does not start without it "
+                  "(scripts/run.sh generates one).", file=sys.stderr)
+            return 2
     host = settings.actions_host()
     app = create_app(token, args.actions)
     logger.info("action server on http://%s:%s", host, args.port)

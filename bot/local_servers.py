@@ -67,7 +67,7 @@ def running_assistant(is_up: Callable[[str], bool], credentials: Optional[str] =
         (logs / "credentials.yml").write_text(credentials)
     env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}",
                ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
-               TUANJIAN_MESSAGES_PER_MINUTE="0")
+               TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
     subprocess.run([sys.executable, "-m", "bot.backend.demo"], cwd=ROOT, env=env, check=True)
     procs = [
         subprocess.Popen([sys.executable, "-m", "bot.action_server", "--port", str(action_port)],

@@ -11,39 +11,49 @@ written anywhere; the action server still sees them in the live turn.
 Events are the dicts Rasa and rasa-sdk exchange ({"event": "user", ...}).
 """
 import copy
+import itertools
 import re
 import unicodedata
 from typing import Any, Dict, Iterable, List, Set
 
 VERIFICATION_FORM = "verification_form"
 MASK = "*"
-# Anything that reads as a digit after NFKC (full-width, mathematical, circled,
-# superscript …), as the normalizer and parse_credentials read them.
-_DIGITS = re.compile("[" + "".join(
-    re.escape(chr(c)) for c in range(0x110000)
-    if not 0xD800 <= c <= 0xDFFF and len(unicodedata.normalize("NFKC", chr(c))) >= 1
-    and unicodedata.normalize("NFKC", chr(c)).isascii() and unicodedata.normalize("NFKC", chr(c)).isdigit()
-) + "]+")
-# A mainland mobile number typed whole is never kept as "the member number".
-_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+# A mainland mobile number or a resident ID number typed whole is never kept
+# (nor taken) as "the member number".
+_PERSONAL_NUMBER = re.compile(
+    r"^(1[3-9][0-9]{9}"
+    r"|[1-9][0-9]{5}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9]?)$")
 CREDENTIAL_SLOTS = ("phone_last4",)
 CREDENTIAL_ENTITIES = ("phone_last4",)
 
 
+def is_personal_number(digits: str) -> bool:
+    """Whether a run of ASCII digits has the shape of a mobile or an ID number."""
+    return bool(_PERSONAL_NUMBER.match(digits))
+
+
+def _reads_as_digit(char: str) -> bool:
+    """Anything that reads as a digit after NFKC (full-width, mathematical,
+    circled, superscript …), as the normalizer and parse_credentials read it."""
+    plain = unicodedata.normalize("NFKC", char)
+    return plain.isascii() and plain.isdigit()
+
+
 def mask_credentials(text: str) -> str:
-    """The text with every digit masked but those of the first 5-20 digit run."""
+    """The text with every digit masked but those of the first 5-20 digit run
+    that is not a personal number."""
     kept = False
-
-    def mask(match: "re.Match[str]") -> str:
-        nonlocal kept
-        run = match.group(0)
-        plain = unicodedata.normalize("NFKC", run)
-        if not kept and 5 <= len(plain) <= 20 and not _MOBILE.match(plain):
-            kept = True
-            return run
-        return MASK * len(run)
-
-    return _DIGITS.sub(mask, text)
+    parts = []
+    for is_digit, chars in itertools.groupby(text, _reads_as_digit):
+        run = "".join(chars)
+        if is_digit:
+            plain = unicodedata.normalize("NFKC", run)
+            if not kept and 5 <= len(plain) <= 20 and not is_personal_number(plain):
+                kept = True
+            else:
+                run = MASK * len(run)
+        parts.append(run)
+    return "".join(parts)
 
 
 def verification_turns(events: Iterable[Dict[str, Any]]) -> Set[int]:

@@ -1,8 +1,9 @@
 """Settings that come from the environment, read in one place.
 
 Secrets are never in a file of the repository: scripts/run.sh generates the
-two the embedded default needs (ACTION_SERVER_TOKEN, WEB_SESSION_SECRET) when
-they are not set, and a deployment sets them (README, "Security").
+three the embedded default needs (ACTION_SERVER_TOKEN, WEB_SESSION_SECRET,
+TUANJIAN_THROTTLE_KEY) when they are not set, and a deployment sets them
+(README, "Security").
 """
 import ipaddress
 import os
@@ -12,6 +13,8 @@ from typing import List, Optional, Union
 ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
 # Signs the web chat page's session ids.
 WEB_SESSION_SECRET = "WEB_SESSION_SECRET"
+# Keys the digests the verification throttle counts member numbers by.
+THROTTLE_KEY = "TUANJIAN_THROTTLE_KEY"
 # Where the action server listens: 127.0.0.1, or e.g. 0.0.0.0 inside a container network.
 ACTIONS_HOST = "TUANJIAN_ACTIONS_HOST"
 # Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.

@@ -13,10 +13,12 @@ train_if_needed
 python -m bot.backend.demo
 
 # Secrets the embedded default needs, generated for this run when not set
-# (README, "Security"): the action server's shared secret and the key that
-# signs the web page's session ids.
+# (README, "Security"): the action server's shared secret, the key that
+# signs the web page's session ids and the key of the verification throttle's
+# digests (a new one forgets the throttle's counts: set it to keep them).
 export ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-$(new_secret)}"
 export WEB_SESSION_SECRET="${WEB_SESSION_SECRET:-$(new_secret)}"
+export TUANJIAN_THROTTLE_KEY="${TUANJIAN_THROTTLE_KEY:-$(new_secret)}"
 # Rasa's HTTP API (trackers, model management) stays off unless an operator
 # asks for it, and then only with a secret from the environment.
 server_args=()

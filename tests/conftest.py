@@ -22,6 +22,8 @@ from bot.backend.service import TransferService
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The verification throttle's digest key (scripts/run.sh generates one for the embedded default).
+os.environ.setdefault("TUANJIAN_THROTTLE_KEY", "test-throttle-key")
 
 
 @pytest.fixture(scope="session")

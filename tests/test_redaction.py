@@ -57,3 +57,9 @@ def test_digits_of_any_script_and_whole_phone_numbers_are_masked():
     assert mask_credentials("2019001 ①②③④") == "2019001 ****"
     assert mask_credentials("2019001 𝟏𝟐𝟑𝟒") == "2019001 ****"
     assert mask_credentials("13812345678") == "*" * 11
+
+
+def test_whole_id_numbers_are_masked_and_never_kept_as_the_member_number():
+    assert mask_credentials("110105199001011234") == "*" * 18
+    assert mask_credentials("11010519900101123X 2019001") == "*" * 17 + "X 2019001"
+    assert mask_credentials("13812345678 2019001 1234") == "*" * 11 + " 2019001 ****"

@@ -105,9 +105,11 @@ def upsert(s: Session, model, key: dict, values: dict) -> None:
         index_elements=list(key), set_={name: statement.excluded[name] for name in values}))
 
 
-def insert_missing(s: Session, model, key: dict, values: dict) -> None:
-    """INSERT .. ON CONFLICT (key) DO NOTHING."""
-    s.execute(_dialect_insert(s, model, {**key, **values}).on_conflict_do_nothing(index_elements=list(key)))
+def insert_missing(s: Session, model, key: dict, values: dict) -> bool:
+    """INSERT .. ON CONFLICT (key) DO NOTHING; True when the row was inserted."""
+    result = s.execute(_dialect_insert(s, model, {**key, **values})
+                       .on_conflict_do_nothing(index_elements=list(key)))
+    return result.rowcount > 0
 
 
 def _alembic_config():

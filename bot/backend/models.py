@@ -241,8 +241,9 @@ class Verification(Base):
 class VerificationThrottle(Base):
     """Failed verifications counted per member number or per client, and the lock they caused.
 
-    `key` is "member:<number as typed>" (numbers that do not exist are counted
-    the same way, so a lock reveals nothing) or "client:<client key>"."""
+    `key` is "member:<keyed digest of the number as typed>" (numbers that do
+    not exist are counted the same way, so a lock reveals nothing) or
+    "client:<client key>"."""
 
     __tablename__ = "verification_throttles"
 
@@ -250,3 +251,14 @@ class VerificationThrottle(Base):
     failures = Column(Integer, nullable=False)
     window_started_at = Column(UTCDateTime, nullable=False)
     locked_until = Column(UTCDateTime, nullable=True)
+
+
+class ClosedConversation(Base):
+    """A conversation its member ended ("重新开始" on the web page): the id it had
+    takes no more messages, although its signed token has not expired yet."""
+
+    __tablename__ = "closed_conversations"
+
+    channel = Column(String(32), primary_key=True)
+    external_id = Column(String(128), primary_key=True)
+    closed_at = Column(UTCDateTime, nullable=False, index=True)

@@ -10,21 +10,27 @@ attempt is refused without looking at the digits and without writing anything.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from bot import settings
 from bot.backend import rules
 from bot.backend.db import TransactionalService, insert_missing, upsert
-from bot.backend.models import ChannelBinding, Member, Verification, VerificationThrottle
+from bot.backend.models import (
+    ChannelBinding, ClosedConversation, Member, Verification, VerificationThrottle,
+)
 from bot.backend.rules import DomainError
 
 IDLE_TIMEOUT = timedelta(minutes=30)
+# A closed conversation is remembered longer than any token naming it stays valid (24 h).
+CLOSED_KEPT = timedelta(hours=25)
 MAX_KEY_CHARS = 128
 
 
@@ -85,29 +91,46 @@ def after_failure(state: Optional[ThrottleState], now: datetime, limit: Limit) -
 
 
 class VerificationService(TransactionalService):
+    def __init__(self, sessions: Optional[Callable[[], Session]] = None,
+                 clock: Callable[[], datetime] = rules.utcnow, throttle_key: Optional[str] = None) -> None:
+        super().__init__(sessions, clock)
+        self.throttle_key = throttle_key  # else settings.THROTTLE_KEY, read when first needed
+
     def attempt(self, conversation: Conversation, member_no: str, last4: str,
                 client: Optional[str] = None, bind: bool = False) -> Attempt:
         """Check number and digits for this conversation, counting and locking failures.
 
         Wrong number and wrong digits are one outcome. On success the
         conversation is verified (and, with `bind`, its channel id bound to the
-        member for later visits)."""
+        member for later visits). A locked attempt leaves the database as it was."""
         _check_conversation(conversation)
         if not (isinstance(member_no, str) and 0 < len(member_no) <= 32 and isinstance(last4, str)):
             return Attempt("failed")
         now = self.clock()
-        keys = {"member": f"member:{member_no}"}
+        keys = {"member": self.member_key(member_no)}
         if client:
-            keys["client"] = f"client:{client[:MAX_KEY_CHARS]}"
+            keys["client"] = client_throttle_key(client)
         with self._transaction() as s:
-            throttles = {kind: _throttle_row(s, key, now) for kind, key in keys.items()}
-            minutes = max(minutes_locked(row.locked_until, now) for row in throttles.values())
-            if minutes:
-                return Attempt("locked", locked_minutes=minutes)
+            throttles, created = {}, []
+            # The client first: a locked client spraying new numbers creates no row for them.
+            for kind in ("client", "member"):
+                if kind not in keys:
+                    continue
+                row, inserted = _throttle_row(s, keys[kind], now)
+                throttles[kind] = row
+                if inserted:
+                    created.append(row)
+                minutes = minutes_locked(row.locked_until, now)
+                if minutes:
+                    for empty in created:  # inserted by this transaction: take them back
+                        s.delete(empty)
+                    return Attempt("locked", locked_minutes=minutes)
             member = s.execute(select(Member).where(Member.member_no == member_no)).scalar_one_or_none()
             expected = member.phone_last4 if member is not None else "\0\0\0\0"
             if member is not None and hmac.compare_digest(expected.encode(), last4.encode()):
                 s.delete(throttles["member"])
+                if "client" in throttles and throttles["client"] in created:
+                    s.delete(throttles["client"])
                 _verify(s, conversation, member, now)
                 if bind:
                     _bind(s, conversation.channel, conversation.external_id, member, now)
@@ -117,6 +140,15 @@ class VerificationService(TransactionalService):
                 state = _record_failure(row, now, LIMITS[kind])
                 locked = max(locked, minutes_locked(state.locked_until, now))
             return Attempt("locked", locked_minutes=locked) if locked else Attempt("failed")
+
+    def member_key(self, member_no: str) -> str:
+        """The throttle key of a member number: a keyed digest, so that whatever a
+        member typed as their number (a phone or ID number by mistake) is not kept."""
+        key = self.throttle_key or settings.secret(settings.THROTTLE_KEY)
+        if not key:
+            raise RuntimeError(f"{settings.THROTTLE_KEY} is not set")
+        digest = hmac.new(key.encode("utf-8"), member_no.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"member:{digest[:40]}"
 
     def current(self, conversation: Conversation, use_binding: bool = False) -> Optional[str]:
         """The member number this conversation is verified as now, or None.
@@ -146,6 +178,22 @@ class VerificationService(TransactionalService):
             s.flush()
             _verify(s, conversation, member, now)
             return member.member_no
+
+    def close(self, channel: str, external_id: str) -> None:
+        """End the conversation for good: its verification is gone and its id takes
+        no more messages (`is_closed`). Closures older than a web token's life are purged."""
+        _check_binding_key(channel, external_id)
+        now = self.clock()
+        with self._transaction() as s:
+            s.execute(delete(Verification).where(
+                Verification.channel == channel, Verification.external_id == external_id))
+            s.execute(delete(ClosedConversation).where(ClosedConversation.closed_at < now - CLOSED_KEPT))
+            insert_missing(s, ClosedConversation, {"channel": channel, "external_id": external_id},
+                           {"closed_at": now})
+
+    def is_closed(self, channel: str, external_id: str) -> bool:
+        with self._transaction() as s:
+            return s.get(ClosedConversation, (channel, external_id)) is not None
 
     def end(self, channel: str, external_id: str) -> bool:
         """Forget the conversation's verification; False when there was none."""
@@ -211,13 +259,19 @@ def _bind(s: Session, channel: str, external_id: str, member: Member, now: datet
            {"member_id": member.id, "created_at": now})
 
 
-def _throttle_row(s: Session, key: str, now: datetime) -> VerificationThrottle:
-    """The key's row, locked for this transaction (created empty first, so that
-    concurrent attempts on one key wait for each other instead of both counting from 0)."""
-    insert_missing(s, VerificationThrottle, {"key": key},
-                   {"failures": 0, "window_started_at": now, "locked_until": None})
-    return s.execute(select(VerificationThrottle).where(VerificationThrottle.key == key)
-                     .with_for_update()).scalar_one()
+def _throttle_row(s: Session, key: str, now: datetime) -> Tuple[VerificationThrottle, bool]:
+    """The key's row, locked for this transaction, and whether this call created it
+    (created empty first, so that concurrent attempts on one key wait for each
+    other instead of both counting from 0)."""
+    inserted = insert_missing(s, VerificationThrottle, {"key": key},
+                              {"failures": 0, "window_started_at": now, "locked_until": None})
+    row = s.execute(select(VerificationThrottle).where(VerificationThrottle.key == key)
+                    .with_for_update()).scalar_one()
+    return row, inserted
+
+
+def client_throttle_key(client: str) -> str:
+    return f"client:{client[:MAX_KEY_CHARS]}"
 
 
 def _record_failure(row: VerificationThrottle, now: datetime, limit: Limit) -> ThrottleState:

@@ -34,8 +34,27 @@ def _is_trusted(address: Text, trusted: Sequence[settings.Network]) -> bool:
 
 
 def client_key(address: Text) -> Text:
-    """What the backend counts failed verifications by: a digest, not the address itself."""
+    """What the backend counts failed verifications by: a digest, not the address itself.
+
+    An IPv6 client is counted by its /64, the block one subscriber is given and
+    can rotate through at will; an IPv4-mapped address counts as the IPv4 one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            address = str(ip.ipv4_mapped)
+        else:
+            address = str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
     return "ip-" + hashlib.sha256(address.encode("utf-8")).hexdigest()[:24]
+
+
+def is_json(request: Request) -> bool:
+    """Whether the body is declared JSON. A cross-origin page can send text/plain
+    without asking the browser's CORS preflight, but not application/json."""
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type == "application/json"
 
 
 class MessageRateLimit:

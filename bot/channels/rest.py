@@ -2,7 +2,9 @@
 
 The stock channel answers a body without "message" with an empty list (the
 member sees silence) and a non-JSON body with an HTML error page; this one
-answers both with a JSON 400 that says what is wrong. It also takes nothing
+answers both with a JSON 400 that says what is wrong, and a body not declared
+as application/json with a 415 (so a page of another site cannot post here
+from a visitor's browser without a CORS preflight, which it does not pass). It also takes nothing
 of who is talking from the client but its own sender id: the conversation is
 "rest:<sender>" (bot.conversation_ids), the input channel is always "rest"
 (Rasa's would take "input_channel" from the body) and the metadata is the
@@ -20,7 +22,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import settings
-from bot.channels.guard import MessageRateLimit, client_address, client_key, rate_limited_reply
+from bot.channels.guard import MessageRateLimit, client_address, client_key, is_json, rate_limited_reply
 from bot.conversation_ids import conversation_id
 
 MAX_MESSAGE_CHARS = 10_000
@@ -73,6 +75,8 @@ class RestInput(RasaRestInput):
         async def reject_bad_bodies(request: Request) -> Optional[HTTPResponse]:
             if request.method != "POST":
                 return None
+            if not is_json(request):
+                return response.json({"error": "body must be application/json"}, status=415)
             problem = body_problem(request.body or b"")
             if problem:
                 return response.json({"error": problem}, status=400)

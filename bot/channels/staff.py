@@ -41,10 +41,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.backend.rules import DomainError
 from bot.backend.tickets import TicketService, reply_text
+from bot.backend.verification import VerificationService
 from bot import settings
 from bot.channels.guard import domain_text
 from bot.channels.wechat import ENV as WECHAT_ENV, CustomerServiceClient
-from bot.channels.web import add_page_routes
+from bot.channels.web import add_page_routes, open_session_id
 from bot.channels.web_session import HEADER as SESSION_HEADER, WebSessions
 from bot.channels.wechat_render import MAX_TEXT_BYTES, split_text
 from bot.conversation_ids import conversation_id, split_conversation_id
@@ -131,6 +132,7 @@ class StaffInput(InputChannel):
         resume: Optional[Resume] = None,
         domain: Union[Domain, Text, Path, None] = None,
         sessions: Optional[WebSessions] = None,
+        verifications: Optional[VerificationService] = None,
     ) -> None:
         """`wechat_client`: anything with `.message.send_text(openid, text)`, by
         default a CustomerServiceClient on `api_base_url` (WeChat's when None).
@@ -138,6 +140,7 @@ class StaffInput(InputChannel):
         `resume_in_tracker` on the running Rasa server."""
         self.token = token
         self.sessions = sessions
+        self.verifications = verifications or VerificationService()
         self.service = service or TicketService()
         self.app_id = app_id
         self.app_secret = app_secret
@@ -160,7 +163,8 @@ class StaffInput(InputChannel):
         async def inbox(request: Request) -> HTTPResponse:
             if self.sessions is None:
                 return _error(503, "not_configured", f"{settings.WEB_SESSION_SECRET} is not set")
-            session_id = self.sessions.session_id(request.headers.get(SESSION_HEADER))
+            session_id = await open_session_id(self.sessions, self.verifications,
+                                               request.headers.get(SESSION_HEADER))
             if session_id is None:
                 return _error(401, "bad_session", f"a valid {SESSION_HEADER} header is needed")
             return await self._guarded(self._inbox, conversation_id(INBOX_CHANNEL, session_id))

@@ -4,7 +4,8 @@ GET  /webhooks/web/                 the page; its assets at /webhooks/web/static
 POST /webhooks/web/session          a new signed session token {"session": ...}
 POST /webhooks/web/webhook          {"session", "message"} -> [{"text", "buttons"}] (as REST)
 POST /webhooks/web/restart          {"session"}: restart that conversation on the server,
-                                    end its verification, and return a new token
+                                    end its verification, revoke the token's session
+                                    id and return a new token
 
 The conversation is "web:<session id>" (bot.conversation_ids), and only a
 token this server signed (bot.channels.web_session) names one, so a page
@@ -38,7 +39,7 @@ from sanic.response import HTTPResponse
 
 from bot import settings
 from bot.backend.verification import VerificationService
-from bot.channels.guard import MessageRateLimit, client_address, client_key, rate_limited_reply
+from bot.channels.guard import MessageRateLimit, client_address, client_key, is_json, rate_limited_reply
 from bot.channels.rest import body_problem
 from bot.channels.web_session import WebSessions
 from bot.conversation_ids import conversation_id
@@ -113,6 +114,24 @@ def add_page_routes(blueprint: Blueprint, folder: Path) -> None:
         return serve(name)
 
 
+async def open_session_id(sessions: WebSessions, verifications: VerificationService,
+                          token: object) -> Optional[Text]:
+    """The session id of a token this server signed, that has not expired and
+    whose conversation was not closed by "重新开始"; None otherwise. Should the
+    backend not answer, the signature alone decides (the conversation is
+    unverified then anyway, since verifying needs the backend)."""
+    session_id = sessions.session_id(token)
+    if session_id is None:
+        return None
+    try:
+        closed = await asyncio.get_running_loop().run_in_executor(
+            None, verifications.is_closed, WebChatInput.name(), session_id)
+    except Exception as error:
+        logger.warning("web session %s: closure not checked, backend unavailable: %r", session_id, error)
+        closed = False
+    return None if closed else session_id
+
+
 def _json_error(status: int, error: Text) -> HTTPResponse:
     return response.json({"error": error}, status=status, headers={"Cache-Control": "no-store"})
 
@@ -161,11 +180,13 @@ class WebChatInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             if self.sessions is None:
                 return _json_error(503, "web chat not configured")
+            if not is_json(request):
+                return _json_error(415, "body must be application/json")
             problem = body_problem(request.body or b"", id_field="session", max_id_chars=MAX_TOKEN_CHARS)
             if problem:
                 return _json_error(400, problem)
             payload = request.json
-            session_id = self.sessions.session_id(payload["session"])
+            session_id = await open_session_id(self.sessions, self.verifications, payload["session"])
             if session_id is None:
                 return _json_error(401, "unknown or expired session")
             conversation = conversation_id(self.name(), session_id)
@@ -182,20 +203,22 @@ class WebChatInput(InputChannel):
         async def restart(request: Request) -> HTTPResponse:
             if self.sessions is None:
                 return _json_error(503, "web chat not configured")
+            if not is_json(request):
+                return _json_error(415, "body must be application/json")
             body = request.body or b""
             try:
                 token = json.loads(body.decode("utf-8")).get("session") \
                     if len(body) <= MAX_CONTROL_BODY_BYTES else None
             except (UnicodeDecodeError, ValueError, AttributeError):
                 token = None
-            session_id = self.sessions.session_id(token)
+            session_id = await open_session_id(self.sessions, self.verifications, token)
             if session_id is None:
                 return _json_error(401, "unknown or expired session")
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    None, self.verifications.end, self.name(), session_id)
-            except Exception:  # the restart below ends it too: a new Rasa session
-                logger.exception("web session %s: verification not ended in the backend", session_id)
+                    None, self.verifications.close, self.name(), session_id)
+            except Exception:  # the restart below ends the verification too: a new Rasa session
+                logger.exception("web session %s: not closed in the backend", session_id)
             await on_new_message(UserMessage(RESTART_PAYLOAD, CollectingOutputChannel(),
                                              conversation_id(self.name(), session_id),
                                              input_channel=self.name()))

@@ -63,7 +63,31 @@ def verify_in_backend(verifications, member_no, sender=SENDER):
     ],
 )
 def test_parse_credentials(text, expected):
-    assert parse_credentials(text) == expected
+    assert parse_credentials(text) == (*expected, False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("13812345678", (None, None)),
+    ("手机13812345678 尾号5678", (None, "5678")),
+    ("110105199001011234", (None, None)),
+    ("身份证11010519900101123 1234", (None, "1234")),  # 17 digits: the ID's last character was an X
+    ("2019001 13812345678", ("2019001", None)),
+])
+def test_a_whole_phone_or_id_number_is_never_the_member_number(text, expected):
+    assert parse_credentials(text) == (*expected, True)
+
+
+@pytest.mark.parametrize("text, slots", [
+    ("13812345678", {"requested_slot": "member_number"}),
+    ("我手机号是13812345678", {"requested_slot": "phone_last4", "member_number": "2019001"}),
+])
+async def test_a_whole_phone_number_is_refused_and_kept_nowhere(verifications, demo, domain_dict,
+                                                                 sessions, text, slots):
+    messages, set_slots = await validate(verifications, domain_dict, text, **slots)
+    assert messages == ["utter_personal_number_refused"]
+    assert set_slots["member_number"] == slots.get("member_number")
+    assert "13812345678" not in str(set_slots)
+    assert verifications.current(Conversation("web", "member", "")) is None
 
 
 async def test_number_then_digits_verifies_in_the_backend(verifications, demo, domain_dict):

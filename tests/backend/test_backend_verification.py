@@ -7,10 +7,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from bot.backend import db
-from bot.backend.models import Member, Verification, VerificationThrottle
+from bot.backend.models import ClosedConversation, Member, Verification, VerificationThrottle
 from bot.backend.rules import DomainError
+from bot.channels import web_session
 from bot.backend.verification import (
-    IDLE_TIMEOUT, LIMITS, Conversation, ThrottleState, VerificationService, after_failure, minutes_locked,
+    CLOSED_KEPT, IDLE_TIMEOUT, LIMITS, Conversation, ThrottleState, VerificationService, after_failure, minutes_locked,
 )
 
 pytestmark = pytest.mark.usefixtures("demo")
@@ -123,6 +124,46 @@ def test_a_locked_attempt_writes_nothing(verifications, sessions):
     assert rows(sessions, Verification) == 0
 
 
+def test_a_locked_client_spraying_new_numbers_writes_nothing(verifications, sessions):
+    limit = LIMITS["client"].failures
+    for n in range(limit):
+        verifications.attempt(WEB, f"20{n:05d}", "0000", client="ip-1")
+    throttles = rows(sessions, VerificationThrottle)
+    assert [verifications.attempt(WEB, f"30{n:05d}", "0000", client="ip-1").outcome
+            for n in range(10)] == ["locked"] * 10
+    assert rows(sessions, VerificationThrottle) == throttles
+
+
+def test_a_new_client_on_a_locked_number_writes_nothing(verifications, sessions):
+    fail(verifications, 5)
+    throttles = rows(sessions, VerificationThrottle)
+    assert verifications.attempt(OTHER_WEB, "2019001", "1234", client="ip-new").outcome == "locked"
+    assert rows(sessions, VerificationThrottle) == throttles
+
+
+def test_success_leaves_no_throttle_row_behind(verifications, sessions):
+    assert verifications.attempt(WEB, "2019001", "1234", client="ip-1").outcome == "verified"
+    assert rows(sessions, VerificationThrottle) == 0
+
+
+def test_member_numbers_are_kept_only_as_keyed_digests(sessions, clock):
+    typed = "13812345678"  # a whole phone number typed as the member number
+    first = VerificationService(sessions, clock, throttle_key="one")
+    first.attempt(WEB, typed, "0000")
+    with sessions() as s:
+        keys = s.execute(select(VerificationThrottle.key)).scalars().all()
+    assert len(keys) == 1 and typed not in keys[0] and keys[0].startswith("member:")
+    assert keys == [first.member_key(typed)]
+    assert VerificationService(sessions, clock, throttle_key="two").member_key(typed) != keys[0]
+
+
+def test_without_a_throttle_key_no_attempt_is_checked(sessions, clock, monkeypatch):
+    monkeypatch.delenv("TUANJIAN_THROTTLE_KEY")
+    with pytest.raises(RuntimeError):
+        VerificationService(sessions, clock).attempt(WEB, "2019001", "1234")
+    assert rows(sessions, Verification) == 0
+
+
 def test_success_clears_the_numbers_failures(verifications):
     fail(verifications, 4)
     assert verifications.attempt(WEB, "2019001", "1234").outcome == "verified"
@@ -165,6 +206,25 @@ def test_end_forgets_the_verification(verifications):
     assert verifications.end(WEB.channel, WEB.external_id) is False
 
 
+def test_a_closed_conversation_stays_closed_and_unverified(verifications, clock, sessions):
+    verifications.attempt(WEB, "2019001", "1234")
+    verifications.close(WEB.channel, WEB.external_id)
+    assert verifications.is_closed(WEB.channel, WEB.external_id)
+    assert not verifications.is_closed(OTHER_WEB.channel, OTHER_WEB.external_id)
+    assert verifications.current(WEB) is None
+    verifications.close(WEB.channel, WEB.external_id)  # twice: no error
+    assert rows(sessions, ClosedConversation) == 1
+
+
+def test_closures_are_kept_longer_than_a_web_token_lives_then_purged(verifications, clock, sessions):
+    assert CLOSED_KEPT.total_seconds() > web_session.MAX_AGE
+    verifications.close(WEB.channel, WEB.external_id)
+    clock.advance(seconds=CLOSED_KEPT.total_seconds() + 1)
+    verifications.close(OTHER_WEB.channel, OTHER_WEB.external_id)  # purges the old one
+    assert not verifications.is_closed(WEB.channel, WEB.external_id)
+    assert rows(sessions, ClosedConversation) == 1
+
+
 def test_a_binding_verifies_a_later_visit_until_unbound(verifications):
     verifications.attempt(WECHAT, "2019001", "1234", bind=True)
     later = Conversation(WECHAT.channel, WECHAT.external_id, "1800000000.000000")
@@ -175,8 +235,17 @@ def test_a_binding_verifies_a_later_visit_until_unbound(verifications):
     assert verifications.current(later, use_binding=True) is None
 
 
+def test_migration_0005_downgrades_and_upgrades(connection):
+    assert MigrationContext.configure(connection).get_current_revision() == "0005"
+    config = db._alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, "0004")
+    assert "closed_conversations" not in set(inspect(connection).get_table_names())
+    command.upgrade(config, "head")
+    assert "closed_conversations" in set(inspect(connection).get_table_names())
+
+
 def test_migration_0004_downgrades_and_upgrades(connection):
-    assert MigrationContext.configure(connection).get_current_revision() == "0004"
     config = db._alembic_config()
     config.attributes["connection"] = connection
     command.downgrade(config, "0003")

@@ -2,7 +2,7 @@
 import ipaddress
 from types import SimpleNamespace
 
-from bot.channels.guard import MessageRateLimit, client_address
+from bot.channels.guard import MessageRateLimit, client_address, client_key, is_json
 from bot.channels.web_session import WebSessions
 
 PROXY = [ipaddress.ip_network("10.0.0.0/8")]
@@ -47,3 +47,21 @@ def test_web_sessions_are_signed_and_expire():
     assert sessions.session_id(token) == session_id
     now[0] += 1
     assert sessions.session_id(token) is None
+
+
+def test_an_ipv6_client_is_one_client_across_its_64():
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:203.0.113.9") == client_key("203.0.113.9")
+    assert client_key("203.0.113.9") != client_key("203.0.113.10")
+    assert client_key("") and client_key("not an address") != client_key("")
+    assert "203.0.113.9" not in client_key("203.0.113.9")
+
+
+def test_only_a_body_declared_json_is_json():
+    def req(content_type):
+        return SimpleNamespace(headers={"Content-Type": content_type} if content_type else {})
+    assert is_json(req("application/json")) and is_json(req("Application/JSON; charset=utf-8"))
+    for other in (None, "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                  "multipart/form-data; boundary=x", "application/jsonp"):
+        assert not is_json(req(other))

@@ -131,9 +131,44 @@ def test_a_new_session_and_a_restart_end_the_verification(assistant, new_chat):
         f"{assistant.base}/webhooks/web/webhook", json={"session": token, "message": message}, timeout=30).json())
     assert "核实通过" in web("查询我的转接进度 2019004 1357")
     restarted = requests.post(f"{assistant.base}/webhooks/web/restart", json={"session": session}, timeout=30)
-    assert restarted.status_code == 201 and restarted.json()["session"] != session
-    reply = web("查询我的转接进度")  # the old token's conversation starts over
+    new_session = restarted.json()["session"]
+    assert restarted.status_code == 201 and new_session != session
+    reply = web("查询我的转接进度", new_session)  # the new conversation starts unverified
     assert "团员编号" in reply and "正在第" not in reply
+    # The old token is revoked, although its signature has not expired.
+    for path, body in (("webhook", {"session": session, "message": "查询我的转接进度"}),
+                       ("restart", {"session": session})):
+        refused = requests.post(f"{assistant.base}/webhooks/web/{path}", json=body, timeout=10)
+        assert refused.status_code == 401 and "正在第" not in refused.text
+    inbox = requests.get(f"{assistant.base}/webhooks/staff/inbox", headers={"X-Chat-Session": session}, timeout=10)
+    assert inbox.status_code in (401, 503) and "replies" not in inbox.text
+
+
+def test_channels_take_only_json_bodies(assistant):
+    """A page of another site can post text/plain without a CORS preflight: refused, so it
+    cannot spend a visitor's verification attempts."""
+    session = requests.post(f"{assistant.base}/webhooks/web/session", timeout=10).json()["session"]
+    for path, body in (("rest/webhook", {"sender": "csrf", "message": "查询我的转接进度 2019001 0000"}),
+                       ("web/webhook", {"session": session, "message": "查询我的转接进度 2019001 0000"}),
+                       ("web/restart", {"session": session})):
+        reply = requests.post(f"{assistant.base}/webhooks/{path}", data=json.dumps(body, ensure_ascii=False),
+                              headers={"Content-Type": "text/plain;charset=UTF-8"}, timeout=10)
+        assert reply.status_code == 415 and "未能核实" not in reply.text
+
+
+def test_a_whole_phone_number_as_member_number_is_refused_and_kept_nowhere(assistant, backend, new_chat):
+    chat = new_chat(f"phone-{uuid.uuid4().hex[:8]}")
+    chat.say("查询我的转接进度")
+    reply = chat.say("13812345678")
+    assert "手机号或身份证号" in reply
+    assert "团员编号" in chat.say("110105199001011234 1234")
+    with sqlite3.connect(assistant.tracker_db) as connection:
+        stored = " ".join(data for (data,) in connection.execute(
+            "SELECT data FROM events WHERE sender_id = ?", (f"rest:{chat.sender}",)))
+    assert "13812345678" not in stored and "110105199001011234" not in stored
+    with sqlite3.connect(assistant.logs / "demo.db") as connection:
+        keys = " ".join(key for (key,) in connection.execute("SELECT key FROM verification_throttles"))
+    assert "13812345678" not in keys and "110105199001011234" not in keys
 
 
 def test_cors_is_same_origin(assistant):
