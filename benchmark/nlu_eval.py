@@ -1,6 +1,6 @@
 """Accuracy figures on the held-out NLU test set, ours and a TF-IDF baseline."""
 from collections import Counter
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -54,6 +54,37 @@ def errors_by_file(files: Sequence[str], gold: Sequence[str],
             model: sum(not is_correct(gold[i], predicted[i]) for i in rows)
             for model, predicted in predictions.items()}}
     return out
+
+
+UNKNOWN = "unknown"  # the `kind` of an out_of_scope test message the FAQ does not answer
+
+
+def file_figures(gold: Sequence[str], predicted: Sequence[str], kinds: Sequence[Optional[str]],
+                 offered: Sequence[Sequence[str]]) -> Dict[str, object]:
+    """The figures issue #15 sets targets on, for one batch of messages.
+
+    `offered[i]`: the intents whose buttons a fallback on message i shows
+    ("您是不是想问…"). A message is answered-or-offered when it is answered
+    right, or falls back with its intent among those buttons (in-scope only)."""
+    in_scope = [i for i, g in enumerate(gold) if g != OUT_OF_SCOPE]
+    oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
+    unknown = [i for i in oos if kinds[i] == UNKNOWN]
+
+    def share(rows: List[int], ok) -> Optional[float]:
+        return sum(1 for i in rows if ok(i)) / len(rows) if rows else None
+
+    def rejected(i: int) -> bool:
+        return predicted[i] in (OUT_OF_SCOPE, FALLBACK)
+
+    return {
+        "n": len(gold),
+        "accuracy": share(list(range(len(gold))), lambda i: is_correct(gold[i], predicted[i])),
+        "in_scope_accuracy": share(in_scope, lambda i: predicted[i] == gold[i]),
+        "oos_rejection": share(oos, rejected),
+        "unknown_rejection": share(unknown, rejected),
+        "answered_or_offered": share(in_scope, lambda i: predicted[i] == gold[i] or (
+            predicted[i] == FALLBACK and gold[i] in offered[i])),
+    }
 
 
 def with_fallback(

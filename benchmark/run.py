@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import aiohttp
 import psutil
@@ -57,10 +57,23 @@ def train(force: bool) -> Dict[str, object]:
 
 
 def load_examples(path: Path):
+    """Texts, intents and each example's `kind` (intent metadata of the test files; None if unset)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     data = load_data(str(path))
-    return [m.get("text") for m in data.intent_examples], [m.get("intent") for m in data.intent_examples]
+    examples = data.intent_examples
+    kinds = [((m.get("metadata") or {}).get("intent") or {}).get("kind") for m in examples]
+    return [m.get("text") for m in examples], [m.get("intent") for m in examples], kinds
+
+
+def offered_intents(rankings: List[List[Tuple[str, float]]]) -> List[List[str]]:
+    """What action_suggest_faqs would offer as buttons for each ranking."""
+    from rasa.shared.core.domain import Domain
+
+    from actions.fallback import likely_topics
+
+    domain = Domain.load(str(ROOT / "domain")).as_dict()
+    return [likely_topics([{"name": name} for name, _ in ranking], domain) for ranking in rankings]
 
 
 def fallback_settings() -> Dict[str, float]:
@@ -195,12 +208,13 @@ def report(args) -> Dict[str, object]:
     out: Dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M")}
     training = train(args.force_train)
     out["training"] = training
-    train_texts, train_labels = load_examples(ROOT / "data" / "nlu")
-    texts, gold, files = [], [], []
+    train_texts, train_labels, _ = load_examples(ROOT / "data" / "nlu")
+    texts, gold, kinds, files = [], [], [], []
     for path in TEST_FILES:
-        file_texts, file_gold = load_examples(path)
+        file_texts, file_gold, file_kinds = load_examples(path)
         texts += file_texts
         gold += file_gold
+        kinds += file_kinds
         files += [path.name] * len(file_texts)
     ours = asyncio.run(evaluate_in_process(texts))
     settings = fallback_settings()
@@ -211,6 +225,19 @@ def report(args) -> Dict[str, object]:
     out["baseline"] = nlu_eval.scores(gold, baseline)
     out["errors_by_file"] = nlu_eval.errors_by_file(
         files, gold, {"ours": ours["predicted"], "baseline": baseline})
+    offered = offered_intents(ours["rankings"])
+    groups = {name: [i for i, f in enumerate(files) if f == name] for name in dict.fromkeys(files)}
+    groups["all files"] = list(range(len(files)))
+
+    def pick(column: Sequence, rows: List[int]) -> List:
+        return [column[i] for i in rows]
+
+    # The baseline never falls back: for it answered-or-offered is in-scope accuracy.
+    out["figures_by_file"] = {
+        name: {model: nlu_eval.file_figures(pick(gold, rows), pick(predicted, rows), pick(kinds, rows),
+                                            pick(offered, rows))
+               for model, predicted in (("ours", ours["predicted"]), ("baseline", baseline))}
+        for name, rows in groups.items()}
     out["sweep"] = {
         f"{t:.2f} / {a:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, a))
         for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7) for a in (0.0, 0.02, 0.05, 0.1)
@@ -240,6 +267,13 @@ def print_report(r: Dict[str, object]) -> None:
     print(f"errors                   ours {len(ours['errors'])}, baseline {len(base['errors'])}")
     for name, e in r["errors_by_file"].items():
         print(f"  {name:30s} {e['n']} messages: ours {e['ours']}, baseline {e['baseline']}")
+    print("by file, ours (baseline): accuracy, in-scope accuracy, rejection of out_of_scope, "
+          "of in-domain unknowns, answered-or-offered")
+    for name, f in r["figures_by_file"].items():
+        cells = [f"{f['ours'][k]:.3f} ({f['baseline'][k]:.3f})" if f["ours"][k] is not None else "-"
+                 for k in ("accuracy", "in_scope_accuracy", "oos_rejection", "unknown_rejection",
+                           "answered_or_offered")]
+        print(f"  {name:30s} " + "  ".join(cells))
     print("per-intent F1 (ours / baseline):")
     for intent, f1 in ours["per_intent_f1"].items():
         print(f"  {intent:34s} {f1:.3f} / {base['per_intent_f1'][intent]:.3f}")

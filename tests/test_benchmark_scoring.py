@@ -82,3 +82,21 @@ async def test_short_conversations_are_new_senders_one_after_another():
     assert [m["message"] for m in received] == ["m0", "m1", "m2", "m3", "m4", "m5"]
     senders = [m["sender"] for m in received]
     assert senders[0] == senders[1] != senders[2] == senders[3] != senders[4] == senders[5]
+
+
+def test_file_figures_count_unknowns_and_offered_buttons():
+    from benchmark.nlu_eval import file_figures
+
+    gold = ["greet", "thank", "faq_quit_league", "out_of_scope", "out_of_scope", "out_of_scope"]
+    predicted = ["greet", FALLBACK, FALLBACK, FALLBACK, "faq_quit_league", "out_of_scope"]
+    kinds = [None, None, None, "unknown", "unknown", "near"]
+    offered = [[], ["greet"], ["faq_quit_league", "greet"], [], [], []]
+    figures = file_figures(gold, predicted, kinds, offered)
+    assert figures["n"] == 6
+    assert figures["accuracy"] == pytest.approx(3 / 6)
+    assert figures["in_scope_accuracy"] == pytest.approx(1 / 3)
+    assert figures["oos_rejection"] == pytest.approx(2 / 3)
+    assert figures["unknown_rejection"] == pytest.approx(1 / 2)
+    # greet answered; faq_quit_league offered; thank fell back without its button.
+    assert figures["answered_or_offered"] == pytest.approx(2 / 3)
+    assert file_figures(["greet"], ["greet"], [None], [[]])["unknown_rejection"] is None
