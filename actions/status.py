@@ -7,8 +7,7 @@ and into no slot. Every backend call has a 2-second budget; past that, or when
 the database is unreachable, the member hears the lookup is unavailable.
 """
 import logging
-import re
-from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -22,8 +21,7 @@ from actions.domain_texts import DomainDict, response_text
 from bot.backend.rules import SPECIAL_PROVINCES, DomainError
 from bot.backend.service import MemberStatus, TransferService
 from bot.backend.verification import VerificationService
-from bot.nlu.text import normalize
-from bot.redaction import is_personal_number
+from bot.redaction import parse_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +29,6 @@ logger = logging.getLogger(__name__)
 # verification there is remembered as a binding. A web or REST session is not.
 BINDING_CHANNELS = ("wechat",)
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
-# Digits glued to letters ("2019oo1") are a typo, not a number.
-_DIGIT_RUN = re.compile(r"(?<![0-9a-z])[0-9]+(?![0-9a-z])")
-
-
-class Credentials(NamedTuple):
-    number: Optional[Text]  # the member number
-    last4: Optional[Text]  # the phone's last four digits
-    personal: bool  # a whole mobile or ID number was typed (and not taken as the member number)
-
-
-def parse_credentials(text: Text) -> Credentials:
-    """What a message holds of the credentials; None where absent.
-
-    A member number is a run of 5-20 digits that is not shaped like a mobile
-    or ID number, the phone digits a run of exactly four; anything else
-    (letters inside the digits, no digits) finds nothing.
-    """
-    runs = _DIGIT_RUN.findall(normalize(text))
-    long_runs = [r for r in runs if 5 <= len(r) <= 20]
-    number = next((r for r in long_runs if not is_personal_number(r)), None)
-    last4 = next((r for r in runs if len(r) == 4), None)
-    return Credentials(number, last4, any(is_personal_number(r) for r in long_runs))
 
 
 async def verified_member(verifications: VerificationService, tracker: Tracker) -> Optional[Text]:

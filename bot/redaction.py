@@ -14,17 +14,29 @@ import copy
 import itertools
 import re
 import unicodedata
-from typing import Any, Dict, Iterable, List, Set
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set
+
+from bot.nlu.text import normalize
 
 VERIFICATION_FORM = "verification_form"
 MASK = "*"
-# A mainland mobile number or a resident ID number typed whole is never kept
-# (nor taken) as "the member number".
+# A mainland mobile number (with or without +86 / 0086) or a resident ID
+# number (18 or the old 15 digits) typed whole is never kept, nor taken, as
+# "the member number".
 _PERSONAL_NUMBER = re.compile(
-    r"^(1[3-9][0-9]{9}"
-    r"|[1-9][0-9]{5}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9]?)$")
+    r"^(?:(?:00)?86)?1[3-9][0-9]{9}$"
+    r"|^[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9]?$"
+    r"|^[1-9][0-9]{5}[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}$")
+# Digits glued to letters ("2019oo1") are a typo, not a number.
+_DIGIT_RUN = re.compile(r"(?<![0-9a-z])[0-9]+(?![0-9a-z])")
 CREDENTIAL_SLOTS = ("phone_last4",)
 CREDENTIAL_ENTITIES = ("phone_last4",)
+
+
+class Credentials(NamedTuple):
+    number: Optional[str]  # the member number
+    last4: Optional[str]  # the phone's last four digits
+    personal: bool  # a whole mobile or ID number was typed (and not taken as the member number)
 
 
 def is_personal_number(digits: str) -> bool:
@@ -32,24 +44,42 @@ def is_personal_number(digits: str) -> bool:
     return bool(_PERSONAL_NUMBER.match(digits))
 
 
+def parse_credentials(text: str) -> Credentials:
+    """What a message holds of the credentials, read from its normalised text
+    (as the classifier reads it); None where absent.
+
+    A member number is a run of 5-20 digits that is not shaped like a mobile
+    or ID number, the phone digits a run of exactly four; anything else
+    (letters inside the digits, no digits) finds nothing.
+    """
+    runs = _DIGIT_RUN.findall(normalize(text))
+    long_runs = [r for r in runs if 5 <= len(r) <= 20]
+    number = next((r for r in long_runs if not is_personal_number(r)), None)
+    last4 = next((r for r in runs if len(r) == 4), None)
+    return Credentials(number, last4, any(is_personal_number(r) for r in long_runs))
+
+
 def _reads_as_digit(char: str) -> bool:
     """Anything that reads as a digit after NFKC (full-width, mathematical,
-    circled, superscript …), as the normalizer and parse_credentials read it."""
+    circled, superscript …)."""
     plain = unicodedata.normalize("NFKC", char)
     return plain.isascii() and plain.isdigit()
 
 
 def mask_credentials(text: str) -> str:
-    """The text with every digit masked but those of the first 5-20 digit run
-    that is not a personal number."""
-    kept = False
+    """The text with every digit masked but the member number's.
+
+    The member number is what parse_credentials reads from the normalised text;
+    only a run of the raw text that reads as exactly that number is kept, so
+    digits split by invisible characters or written as HTML escapes, which the
+    normaliser joins, are masked too."""
+    number = parse_credentials(text).number
     parts = []
     for is_digit, chars in itertools.groupby(text, _reads_as_digit):
         run = "".join(chars)
         if is_digit:
-            plain = unicodedata.normalize("NFKC", run)
-            if not kept and 5 <= len(plain) <= 20 and not is_personal_number(plain):
-                kept = True
+            if number is not None and unicodedata.normalize("NFKC", run) == number:
+                number = None  # kept once
             else:
                 run = MASK * len(run)
         parts.append(run)

@@ -63,3 +63,13 @@ def test_whole_id_numbers_are_masked_and_never_kept_as_the_member_number():
     assert mask_credentials("110105199001011234") == "*" * 18
     assert mask_credentials("11010519900101123X 2019001") == "*" * 17 + "X 2019001"
     assert mask_credentials("13812345678 2019001 1234") == "*" * 11 + " 2019001 ****"
+
+
+def test_digits_the_normaliser_joins_are_masked_as_it_reads_them():
+    # Split by an invisible character, or written as an HTML escape: the classifier
+    # reads a whole phone number, so no run of it is kept as "the member number".
+    assert mask_credentials("138\u200b12345678") == "***\u200b********"
+    assert mask_credentials("&#49;3812345678") == "&#**;**********"
+    assert mask_credentials("+8613812345678 1234") == "+" + "*" * 13 + " ****"
+    assert mask_credentials("110105900101123") == "*" * 15
+    assert mask_credentials("编号２０１９００１ 1234") == "编号２０１９００１ ****"

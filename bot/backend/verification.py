@@ -128,9 +128,10 @@ class VerificationService(TransactionalService):
             member = s.execute(select(Member).where(Member.member_no == member_no)).scalar_one_or_none()
             expected = member.phone_last4 if member is not None else "\0\0\0\0"
             if member is not None and hmac.compare_digest(expected.encode(), last4.encode()):
-                s.delete(throttles["member"])
-                if "client" in throttles and throttles["client"] in created:
-                    s.delete(throttles["client"])
+                # Reset, not delete: a concurrent attempt may be waiting for this row's lock.
+                _reset(throttles["member"], now)
+                for row in created:  # a concurrent insert of these waits, then inserts anew
+                    s.delete(row)
                 _verify(s, conversation, member, now)
                 if bind:
                     _bind(s, conversation.channel, conversation.external_id, member, now)
@@ -272,6 +273,10 @@ def _throttle_row(s: Session, key: str, now: datetime) -> Tuple[VerificationThro
 
 def client_throttle_key(client: str) -> str:
     return f"client:{client[:MAX_KEY_CHARS]}"
+
+
+def _reset(row: VerificationThrottle, now: datetime) -> None:
+    row.failures, row.window_started_at, row.locked_until = 0, now, None
 
 
 def _record_failure(row: VerificationThrottle, now: datetime, limit: Limit) -> ThrottleState:

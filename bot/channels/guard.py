@@ -1,17 +1,25 @@
 """What every channel checks before a message becomes a turn: who the client
 is (behind a trusted proxy only) and how fast one conversation may write."""
 import hashlib
+import hmac
 import ipaddress
+import logging
+import re
+import secrets
 import time
 from collections import deque
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Text
+from functools import lru_cache
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Text, Union
 
 from rasa.shared.core.domain import Domain
 from sanic.request import Request
 
 from bot import settings
 
+logger = logging.getLogger(__name__)
 RATE_LIMITED_RESPONSE = "utter_rate_limited"
+# "1.2.3.4:5678" or "[2001:db8::1]:5678", as some proxies forward them.
+_WITH_PORT = re.compile(r"^(?:([0-9.]+)|\[([0-9a-fA-F:.]+)\]):[0-9]{1,5}$")
 WINDOW_SECONDS = 60.0
 
 
@@ -34,20 +42,35 @@ def _is_trusted(address: Text, trusted: Sequence[settings.Network]) -> bool:
 
 
 def client_key(address: Text) -> Text:
-    """What the backend counts failed verifications by: a digest, not the address itself.
+    """What the backend counts failed verifications by: a keyed digest (under
+    TUANJIAN_THROTTLE_KEY), not the address itself, which a plain hash of the
+    small IPv4 space would give away.
 
     An IPv6 client is counted by its /64, the block one subscriber is given and
-    can rotate through at will; an IPv4-mapped address counts as the IPv4 one."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        ip = None
+    can rotate through at will; an IPv4-mapped address counts as the IPv4 one; a
+    port is dropped; whatever does not parse as an address is one client."""
+    ip = _parse_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            address = str(ip.ipv4_mapped)
-        else:
-            address = str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return "ip-" + hashlib.sha256(address.encode("utf-8")).hexdigest()[:24]
+        ip = ip.ipv4_mapped or ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))
+    canonical = str(ip) if ip is not None else "unparsed"
+    return "ip-" + hmac.new(_key_secret(), canonical.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+
+def _parse_address(address: Text) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    match = _WITH_PORT.match(address)
+    try:
+        return ipaddress.ip_address(match.group(1) or match.group(2) if match else address)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _key_secret() -> bytes:
+    key = settings.secret(settings.THROTTLE_KEY)
+    if key:
+        return key.encode("utf-8")
+    logger.warning("%s is not set: client keys are keyed for this process only", settings.THROTTLE_KEY)
+    return secrets.token_bytes(32)
 
 
 def is_json(request: Request) -> bool:

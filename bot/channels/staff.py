@@ -164,7 +164,7 @@ class StaffInput(InputChannel):
             if self.sessions is None:
                 return _error(503, "not_configured", f"{settings.WEB_SESSION_SECRET} is not set")
             session_id = await open_session_id(self.sessions, self.verifications,
-                                               request.headers.get(SESSION_HEADER))
+                                               request.headers.get(SESSION_HEADER), unchecked_ok=False)
             if session_id is None:
                 return _error(401, "bad_session", f"a valid {SESSION_HEADER} header is needed")
             return await self._guarded(self._inbox, conversation_id(INBOX_CHANNEL, session_id))

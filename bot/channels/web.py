@@ -36,6 +36,7 @@ from rasa.shared.core.domain import Domain
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import settings
 from bot.backend.verification import VerificationService
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 RESTART_PAYLOAD = "/restart"
 MAX_CONTROL_BODY_BYTES = 4096
 MAX_TOKEN_CHARS = 128
+CHECK_TIMEOUT = 2.0  # seconds the backend has to say whether a session was closed
 
 STATIC_DIR = Path(__file__).resolve().parent / "web_static"
 PAGE = "index.html"
@@ -115,20 +117,22 @@ def add_page_routes(blueprint: Blueprint, folder: Path) -> None:
 
 
 async def open_session_id(sessions: WebSessions, verifications: VerificationService,
-                          token: object) -> Optional[Text]:
+                          token: object, unchecked_ok: bool = True) -> Optional[Text]:
     """The session id of a token this server signed, that has not expired and
-    whose conversation was not closed by "重新开始"; None otherwise. Should the
-    backend not answer, the signature alone decides (the conversation is
-    unverified then anyway, since verifying needs the backend)."""
+    whose conversation was not closed by "重新开始"; None otherwise.
+
+    Should the backend not answer within CHECK_TIMEOUT, `unchecked_ok` decides:
+    the chat goes on (its conversation is unverified then anyway, since
+    verifying needs the backend), the staff inbox does not."""
     session_id = sessions.session_id(token)
     if session_id is None:
         return None
     try:
-        closed = await asyncio.get_running_loop().run_in_executor(
-            None, verifications.is_closed, WebChatInput.name(), session_id)
-    except Exception as error:
+        closed = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+            None, verifications.is_closed, WebChatInput.name(), session_id), CHECK_TIMEOUT)
+    except (asyncio.TimeoutError, SQLAlchemyError, OSError) as error:
         logger.warning("web session %s: closure not checked, backend unavailable: %r", session_id, error)
-        closed = False
+        closed = not unchecked_ok
     return None if closed else session_id
 
 
@@ -157,11 +161,16 @@ class WebChatInput(InputChannel):
         self.sessions = sessions
         self.domain = domain
         self.rate_limit = MessageRateLimit(per_minute)
+        # New sessions and restarts each write something (a tracker, a closure): per client.
+        self.control_limit = MessageRateLimit(per_minute)
         self.verifications = verifications or VerificationService()
         self.trusted_proxies = settings.trusted_proxies()
         if sessions is None:
             logger.warning("web chat not configured (%s missing): its conversation routes answer 503",
                            settings.WEB_SESSION_SECRET)
+
+    def _client(self, request: Request) -> Text:
+        return client_key(client_address(request, self.trusted_proxies))
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -173,6 +182,8 @@ class WebChatInput(InputChannel):
         async def session(request: Request) -> HTTPResponse:
             if self.sessions is None:
                 return _json_error(503, "web chat not configured")
+            if not self.control_limit.allow(self._client(request)):
+                return _json_error(429, "too many new sessions, try again in a minute")
             return response.json({"session": self.sessions.issue()}, status=201,
                                  headers={"Cache-Control": "no-store"})
 
@@ -196,7 +207,7 @@ class WebChatInput(InputChannel):
             collector = CollectingOutputChannel()
             await on_new_message(UserMessage(
                 payload["message"], collector, conversation, input_channel=self.name(),
-                metadata={"client": client_key(client_address(request, self.trusted_proxies))}))
+                metadata={"client": self._client(request)}))
             return response.json(collector.messages)
 
         @web.route("/restart", methods=["POST"])
@@ -205,6 +216,8 @@ class WebChatInput(InputChannel):
                 return _json_error(503, "web chat not configured")
             if not is_json(request):
                 return _json_error(415, "body must be application/json")
+            if not self.control_limit.allow(self._client(request)):
+                return _json_error(429, "too many restarts, try again in a minute")
             body = request.body or b""
             try:
                 token = json.loads(body.decode("utf-8")).get("session") \
@@ -215,10 +228,12 @@ class WebChatInput(InputChannel):
             if session_id is None:
                 return _json_error(401, "unknown or expired session")
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    None, self.verifications.close, self.name(), session_id)
-            except Exception:  # the restart below ends the verification too: a new Rasa session
-                logger.exception("web session %s: not closed in the backend", session_id)
+                await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                    None, self.verifications.close, self.name(), session_id), CHECK_TIMEOUT)
+            except (asyncio.TimeoutError, SQLAlchemyError, OSError) as error:
+                # Not closed: the old token would stay valid, so no restart and no new token.
+                logger.warning("web session %s: not closed, backend unavailable: %r", session_id, error)
+                return _json_error(503, "restart unavailable, try again")
             await on_new_message(UserMessage(RESTART_PAYLOAD, CollectingOutputChannel(),
                                              conversation_id(self.name(), session_id),
                                              input_channel=self.name()))

@@ -10,8 +10,8 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import OperationalError
 
-from actions.status import ActionStatusFollowup, ActionTransferStatus, ActionUnbind, ValidateVerificationForm, \
-    parse_credentials
+from actions.status import ActionStatusFollowup, ActionTransferStatus, ActionUnbind, ValidateVerificationForm
+from bot.redaction import parse_credentials
 from bot.backend.demo import BEIJING_BRANCH, COMPANY_BRANCH, COMPANY_COMMITTEE, STREET_BRANCH
 from bot.backend.verification import Conversation, VerificationService
 
@@ -72,6 +72,9 @@ def test_parse_credentials(text, expected):
     ("110105199001011234", (None, None)),
     ("身份证11010519900101123 1234", (None, "1234")),  # 17 digits: the ID's last character was an X
     ("2019001 13812345678", ("2019001", None)),
+    ("+8613812345678", (None, None)),
+    ("008613812345678 1234", (None, "1234")),
+    ("110105900101123", (None, None)),  # a 15-digit ID number
 ])
 def test_a_whole_phone_or_id_number_is_never_the_member_number(text, expected):
     assert parse_credentials(text) == (*expected, True)

@@ -54,8 +54,17 @@ def test_an_ipv6_client_is_one_client_across_its_64():
     assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
     assert client_key("::ffff:203.0.113.9") == client_key("203.0.113.9")
     assert client_key("203.0.113.9") != client_key("203.0.113.10")
-    assert client_key("") and client_key("not an address") != client_key("")
-    assert "203.0.113.9" not in client_key("203.0.113.9")
+    assert client_key("1.2.3.4:5678") == client_key("1.2.3.4") == client_key("1.2.3.4:80")
+    assert client_key("[2001:db8:1:2::1]:443") == client_key("2001:db8:1:2::9")
+    assert client_key("not an address") == client_key("") == client_key("junk:1")  # one client
+
+
+def test_client_keys_are_keyed_digests():
+    import hashlib
+
+    key = client_key("203.0.113.9")
+    assert "203.0.113.9" not in key
+    assert key != "ip-" + hashlib.sha256(b"203.0.113.9").hexdigest()[:24]  # not a plain hash
 
 
 def test_only_a_body_declared_json_is_json():

@@ -15,9 +15,11 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet
 from sanic import Sanic
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.backend.models import Ticket, TicketMessage
 from bot.backend.tickets import MAX_REPLY_CHARS, TicketService
+from bot.backend.verification import VerificationService
 from bot.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
 from bot.channels.web_session import WebSessions
 
@@ -57,11 +59,11 @@ def resumed():
 
 
 @pytest.fixture
-def make_channel(desk, wechat_api, resumed):
+def make_channel(desk, wechat_api, resumed, sessions, clock):
     def make(**overrides):
         settings = dict(token=TOKEN, service=desk, app_id=APP_ID, app_secret=SECRET,
                         api_base_url=wechat_api.base_url, resume=lambda *args: resumed.append(args),
-                        sessions=SESSIONS)
+                        sessions=SESSIONS, verifications=VerificationService(sessions, clock))
         return StaffInput(**{**settings, **overrides})
     return make
 
@@ -185,6 +187,24 @@ async def test_web_reply_is_delivered_once_through_the_inbox(client, desk, web_t
     assert (status, body) == (200, {"replies": ["您好，已为您催办。"]})
     assert (await client.call("GET", "/inbox", headers={"X-Chat-Session": WEB_TOKEN}))[1] == {"replies": []}
     assert [m["delivered"] for m in desk.get(web_ticket)["messages"]] == [True]
+
+
+async def test_inbox_of_a_closed_session_or_an_unchecked_one_is_refused(make_channel, serve, desk, web_ticket,
+                                                                         sessions, clock):
+    client = await serve(make_channel())
+    await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "您好"})
+    VerificationService(sessions, clock).close("web", SESSIONS.session_id(WEB_TOKEN))  # "重新开始"
+    status, body, _ = await client.call("GET", "/inbox", headers={"X-Chat-Session": WEB_TOKEN})
+    assert status == 401 and "replies" not in body
+
+    class Down:
+        def is_closed(self, channel, external_id):
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    down = await serve(make_channel(verifications=Down()))
+    status, body, _ = await down.call("GET", "/inbox", headers={"X-Chat-Session": SESSIONS.issue()})
+    assert status == 401 and "replies" not in body  # the inbox does not go on unchecked
+    assert [m["delivered"] for m in desk.get(web_ticket)["messages"]] == [False]
 
 
 @pytest.mark.parametrize("headers", [
