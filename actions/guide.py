@@ -1,7 +1,9 @@
 """The destination guide: the form asks what the decision table needs.
 
-Answers come as buttons (entities in the payload), as yes/no, or as free text
-that may carry several facts at once ("我在深圳一家私企上班，公司没有团组织");
+Answers come as buttons (entities in the payload), or as free text read for
+the question asked (bot.guide.answers: its phrases, negations, ages and birth
+years; never the intent of the whole message), which may carry several facts
+at once ("我在深圳一家私企上班，公司没有团组织");
 a later answer corrects an earlier one ("不对，我是劳务派遣"). An answer that
 fits nothing is asked again with buttons at most twice; then the member is
 offered a person rather than a guess.
@@ -18,6 +20,7 @@ from actions.common import NOT_AN_ANSWER, BackendUnavailable, call_backend, conv
 from bot.backend.rules import SPECIAL_PROVINCES
 from bot.backend.service import TransferService
 from bot.backend.verification import VerificationService
+from bot.guide.answers import DONT_KNOW, load_answers, over_limit_by_birth_year
 from bot.guide.table import Table, load_table
 from bot.nlu.text import normalize
 
@@ -38,8 +41,9 @@ def entity_values(message: Dict[Text, Any], entity: Text) -> List[Any]:
 
 
 def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
-                       situation: Optional[Text], table: Table) -> Dict[Text, Any]:
-    """The facts one message states; {"graduate_situation": None} if it contradicts itself."""
+                       situation: Optional[Text], table: Table, this_year: int) -> Dict[Text, Any]:
+    """The facts one message states; {"graduate_situation": None} if it contradicts
+    itself, and {requested: DONT_KNOW} when it says it does not know."""
     facts: Dict[Text, Any] = {}
     situations = [s for s in entity_values(message, "graduate_situation")
                   if table.is_valid("graduate_situation", s)]
@@ -56,16 +60,20 @@ def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
     party = [table.answer("party_member", v) for v in entity_values(message, "party_member")]
     if len(party) == 1 and party[0] is not None:
         facts["party_member"] = party[0]
-    over_limit = table.over_age_limit(normalize(message.get("text") or ""))
-    if over_limit is not None:
+    text = normalize(message.get("text") or "")
+    answers = load_answers()
+    # An age is a fact whatever was asked; "是" or "没有" answers only the question asked.
+    over_limit = answers.read("over_28", text, this_year, table.age_limit, asked=requested == "over_28")
+    if isinstance(over_limit, bool):
         facts["over_28"] = over_limit
     provinces = entity_values(message, "province")
     if provinces:
         facts["guide_province"] = provinces[-1]
-    intent = (message.get("intent") or {}).get("name")
-    if requested and requested not in facts and intent in ("affirm", "deny") \
-            and table.is_valid(requested, True):
-        facts[requested] = intent == "affirm"
+    if requested and table.is_valid(requested, True):
+        button = [table.answer("guide_answer", v) for v in entity_values(message, "guide_answer")]
+        reading = button[0] if len(button) == 1 else answers.read(requested, text, this_year, table.age_limit)
+        if reading is not None:
+            facts[requested] = reading
     return facts
 
 
@@ -105,16 +113,20 @@ class ValidateDestinationForm(FormValidationAction):
             birth_year = await call_backend(self.service.birth_year, member_no)
         except BackendUnavailable:
             return []
-        if birth_year is None:
-            return []
-        return [SlotSet("over_28", self.today().year - birth_year >= self.table.age_limit)]
+        over_limit = None if birth_year is None else \
+            over_limit_by_birth_year(birth_year, self.today().year, self.table.age_limit)
+        return [] if over_limit is None else [SlotSet("over_28", over_limit)]
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
         message = tracker.latest_message or {}
         requested = tracker.get_slot("requested_slot")
-        facts = facts_from_message(message, requested, tracker.get_slot("graduate_situation"), self.table)
+        facts = facts_from_message(message, requested, tracker.get_slot("graduate_situation"), self.table,
+                                   self.today().year)
         if facts.get("graduate_situation", "") is None:
             dispatcher.utter_message(response="utter_guide_contradiction")
+            return self.retry(tracker)
+        if requested and facts.get(requested) == DONT_KNOW:
+            dispatcher.utter_message(response="utter_guide_dont_know")
             return self.retry(tracker)
         events: List[EventType] = []
         situation = facts.get("graduate_situation")

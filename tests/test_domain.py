@@ -132,3 +132,17 @@ def test_no_chinese_text_in_python(root):
                 if id(node) not in skip and han.search(node.value):
                     offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_faq_6_for_a_question_about_the_employers_organisation_starts_with_that_answer(responses, seed_text):
+    variant = responses["utter_faq_employed_graduate_org_first"][0]["text"]
+    paragraphs = [p for p in variant.split("\n") if p.strip()]
+    assert paragraphs[0].startswith("若工作单位尚未建立团组织")
+    seed = squeeze(seed_text)
+    for paragraph in paragraphs:  # every sentence the seed's own, in full
+        for sentence in filter(None, re.split(r"(?<=[。；])", squeeze(paragraph))):
+            assert sentence.rstrip("。；") in seed, sentence
+    original = answer(responses, "faq_employed_graduate")
+    for fact in SEED_FACTS["faq_employed_graduate"][1:]:  # all but the "不可以" that opens the original
+        assert fact in variant
+    assert set(squeeze(original).replace("不可以。", "", 1).split("。")) == set(squeeze(variant).split("。"))

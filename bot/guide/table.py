@@ -1,5 +1,4 @@
 """Reading the destination decision table (bot/guide/destinations.yml)."""
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,16 +16,11 @@ class Table:
     values: Dict[str, List[Any]]
     rows: Tuple[Dict[str, Any], ...]
     answers: Dict[str, Dict[str, bool]]
-    age_pattern: "re.Pattern[str]"
     age_limit: int
 
     def answer(self, entity: str, value: Any) -> Optional[bool]:
         """The yes/no an extracted entity value means, or None if it means neither."""
         return self.answers.get(entity, {}).get(value)
-
-    def over_age_limit(self, text: str) -> Optional[bool]:
-        match = self.age_pattern.search(text)
-        return int(match.group(1)) >= self.age_limit if match else None
 
     def holds(self, condition: Mapping[str, List[Any]], facts: Facts) -> bool:
         return all(facts.get(fact) in allowed for fact, allowed in condition.items())
@@ -67,4 +61,4 @@ class Table:
 def load_table(path: Path = TABLE_FILE) -> Table:
     data = yaml.safe_load(path.read_text("utf-8"))
     return Table(tuple(data["questions"]), data["facts"], tuple(data["rows"]), data["answers"],
-                 re.compile(data["age_pattern"]), data["age_limit"])
+                 data["age_limit"])

@@ -69,16 +69,63 @@ async def test_correction_replaces_the_situation_and_forgets_its_follow_ups(vali
     assert slots["requested_slot"] == "user_unit_has_league_org"
 
 
-@pytest.mark.parametrize("intent, value", [("affirm", True), ("deny", False)])
-async def test_yes_no_answers_the_requested_question(validate, intent, value):
-    _, slots = await validate(message("", intent), requested_slot="over_28", graduate_situation="升学",
-                              party_member=False)
-    assert slots["over_28"] is value
+@pytest.mark.parametrize("answer, value", [("是", True), ("否", False)])
+@pytest.mark.parametrize("question", ["over_28", "holds_league_post"])
+async def test_a_button_answers_the_requested_question(validate, question, answer, value):
+    _, slots = await validate(message(f'/inform{{"guide_answer":"{answer}"}}', guide_answer=answer),
+                              requested_slot=question, graduate_situation="升学", party_member=False,
+                              over_28=True if question == "holds_league_post" else None)
+    assert slots[question] is value
 
 
-async def test_age_in_words(validate):
-    _, slots = await validate(message("我今年29岁"), requested_slot="over_28")
-    assert slots["over_28"] is True
+@pytest.mark.parametrize("question, text, intent, value", [
+    # The option titles typed out, whatever intent the classifier gave the message.
+    ("over_28", "未满28周岁", "affirm", False),
+    ("over_28", "已满28周岁", "deny", True),
+    ("over_28", "我今年29岁", "inform", True),
+    ("over_28", "27岁", "inform", False),
+    ("over_28", "还没满", "deny", False),
+    ("over_28", "二十九岁了", "inform", True),
+    ("over_28", "2001年出生的", "inform", False),  # 25 in 2026
+    ("over_28", "96年的", "inform", True),
+    ("holds_league_post", "不担任", "affirm", False),
+    ("holds_league_post", "担任", "deny", True),
+    ("holds_league_post", "我是团支书", "inform", True),
+    ("holds_league_post", "我不是团支书，就是普通团员", "inform", False),
+    ("holds_league_post", "没有在团委担任职务", "affirm", False),
+    ("party_member", "群众", "deny", False),
+    ("party_member", "我是预备党员", "affirm", True),
+    ("party_member", "入党积极分子", "affirm", False),
+    ("party_member", "还在预备期", "inform", True),
+    ("party_member", "是", "affirm", True),
+    ("employer_has_league_org", "没有建立", "deny", False),
+    ("employer_has_league_org", "已建立", "affirm", True),
+    ("employer_has_league_org", "有", "affirm", True),
+])
+async def test_typed_answers_are_read_for_the_question_asked(validate, question, text, intent, value):
+    _, slots = await validate(message(text, intent), requested_slot=question, graduate_situation="就业",
+                              over_28=True if question == "holds_league_post" else None)
+    assert slots[question] is value
+
+
+@pytest.mark.parametrize("question, text", [
+    ("over_28", "98年的"),  # turns 28 in 2026: the birthday may not have passed
+    ("over_28", "我29岁，没满28"),  # both at once
+    ("over_28", "对吧"),
+    ("holds_league_post", "嗯嗯好的呀好"),
+    ("party_member", "算是吧"),
+])
+async def test_an_unclear_typed_answer_is_asked_again(validate, question, text):
+    messages, slots = await validate(message(text, "affirm"), requested_slot=question,
+                                     graduate_situation="就业",
+                                     over_28=True if question == "holds_league_post" else None)
+    assert messages == ["utter_guide_not_understood"]
+    assert slots.get(question) is None and slots["guide_retries"] == 1
+
+
+async def test_a_plain_yes_answers_only_the_question_asked(validate):
+    _, slots = await validate(message("是", "affirm"), requested_slot="party_member", graduate_situation="升学")
+    assert slots["party_member"] is True and "over_28" not in slots
 
 
 async def test_contradictory_situations_are_asked_again_not_guessed(validate):
@@ -88,12 +135,16 @@ async def test_contradictory_situations_are_asked_again_not_guessed(validate):
     assert slots["graduate_situation"] is None and slots["guide_retries"] == 1
 
 
-@pytest.mark.parametrize("league_org", ["未知"])
-async def test_not_knowing_is_no_answer(validate, league_org):
-    messages, slots = await validate(message("不知道有没有团组织", league_org=league_org),
-                                     requested_slot="employer_has_league_org", graduate_situation="就业")
-    assert messages == ["utter_guide_not_understood"]
-    assert "employer_has_league_org" not in slots or slots["employer_has_league_org"] is None
+@pytest.mark.parametrize("question, text", [
+    ("employer_has_league_org", "不知道有没有团组织"), ("over_28", "不记得了"), ("party_member", "不清楚"),
+    ("holds_league_post", "不太确定"),
+])
+async def test_not_knowing_is_no_answer(validate, question, text):
+    messages, slots = await validate(message(text, league_org="未知"), requested_slot=question,
+                                     graduate_situation="就业",
+                                     over_28=True if question == "holds_league_post" else None)
+    assert messages == ["utter_guide_dont_know"]
+    assert slots.get(question) is None and slots["guide_retries"] == 1
 
 
 async def test_nonsense_is_asked_again_twice_then_handed_over(validate):
@@ -163,4 +214,4 @@ async def test_gave_up_offers_a_person():
 
 def test_facts_ignore_unknown_situations():
     assert facts_from_message(message("去火星", graduate_situation="去火星"), "graduate_situation",
-                              None, TABLE) == {}
+                              None, TABLE, 2026) == {}

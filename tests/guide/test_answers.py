@@ -1,0 +1,59 @@
+"""Reading typed answers for the question asked (bot/guide/answers.yml)."""
+import pytest
+
+from bot.guide.answers import DONT_KNOW, chinese_number, load_answers, over_limit_by_birth_year
+from bot.nlu.text import normalize
+
+READER = load_answers()
+
+
+def read(fact, text, asked=True):
+    return READER.read(fact, normalize(text), 2026, 28, asked)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("28岁", True), ("27岁", False), ("今年28", True), ("今年27了", False),  # the boundary, both ways
+    ("未满28周岁", False), ("已满28周岁", True), ("刚满28", True), ("不到28岁", False),
+    ("满28了吗？还没", False),  # an echoed question says nothing
+    ("1997年生", True), ("1999年出生", False), ("1998年出生", None),  # 28 this year: birthday unknown
+    ("三十岁", True), ("十九岁", False), ("26", False), ("28", True),
+])
+def test_age_answers_at_the_limit(text, value):
+    assert read("over_28", text) is value
+
+
+def test_a_bare_yes_or_a_bare_number_counts_only_when_that_question_was_asked():
+    assert read("over_28", "是", asked=False) is None and read("over_28", "是") is True
+    assert read("over_28", "26", asked=False) is None
+    assert read("over_28", "我26岁", asked=False) is False  # an age is a fact whatever was asked
+
+
+@pytest.mark.parametrize("fact, text", [
+    ("over_28", "不知道"), ("party_member", "我也不清楚"), ("holds_league_post", "记不清了"),
+])
+def test_not_knowing(fact, text):
+    assert read(fact, text) == DONT_KNOW
+
+
+@pytest.mark.parametrize("fact, text", [
+    ("over_28", "我29岁，没满28"), ("holds_league_post", "担任，不担任"), ("party_member", "群众，党员"),
+])
+def test_both_answers_at_once_are_no_answer(fact, text):
+    assert read(fact, text) is None
+
+
+def test_a_negation_turns_a_phrase_round_and_a_negated_no_is_unclear():
+    assert read("holds_league_post", "我不是团支书") is False
+    assert read("holds_league_post", "并不是没有担任") is None
+    assert read("employer_has_league_org", "公司还没有建立") is False
+
+
+def test_unknown_questions_have_no_answers():
+    assert read("graduate_situation", "是") is None
+
+
+def test_helpers():
+    assert [chinese_number(n) for n in ("十", "十九", "二十", "二十八", "三十一")] == [10, 19, 20, 28, 31]
+    assert over_limit_by_birth_year(1998, 2026, 28) is None
+    assert over_limit_by_birth_year(1997, 2026, 28) is True
+    assert over_limit_by_birth_year(1999, 2026, 28) is False
