@@ -45,8 +45,8 @@ def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
     """The facts one message states; {"graduate_situation": None} if it contradicts
     itself, and {requested: DONT_KNOW} when it says it does not know."""
     facts: Dict[Text, Any] = {}
-    situations = [s for s in entity_values(message, "graduate_situation")
-                  if table.is_valid("graduate_situation", s)]
+    situations = table.situations([s for s in entity_values(message, "graduate_situation")
+                                   if table.is_valid("graduate_situation", s)])
     if len(situations) > 1:
         return {"graduate_situation": None}
     if situations:

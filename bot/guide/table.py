@@ -17,6 +17,7 @@ class Table:
     rows: Tuple[Dict[str, Any], ...]
     answers: Dict[str, Dict[str, bool]]
     age_limit: int
+    narrower: Dict[str, List[str]]
 
     def answer(self, entity: str, value: Any) -> Optional[bool]:
         """The yes/no an extracted entity value means, or None if it means neither."""
@@ -49,6 +50,11 @@ class Table:
         row = next(row for row in self.rows if row["destination"] == destination)
         return row.get("organisation", True)
 
+    def situations(self, said: List[str]) -> List[str]:
+        """The situations a message states, less those a narrower one said with them covers."""
+        covered = {broad for s in said for broad in self.narrower.get(s, [])}
+        return [s for s in said if s not in covered]
+
     def is_valid(self, fact: str, value: Any) -> bool:
         return value in self.values.get(fact, [])
 
@@ -61,4 +67,4 @@ class Table:
 def load_table(path: Path = TABLE_FILE) -> Table:
     data = yaml.safe_load(path.read_text("utf-8"))
     return Table(tuple(data["questions"]), data["facts"], tuple(data["rows"]), data["answers"],
-                 data["age_limit"])
+                 data["age_limit"], data.get("narrower_situations", {}))

@@ -215,3 +215,11 @@ async def test_gave_up_offers_a_person():
 def test_facts_ignore_unknown_situations():
     assert facts_from_message(message("去火星", graduate_situation="去火星"), "graduate_situation",
                               None, TABLE, 2026) == {}
+
+
+async def test_a_dispatch_worker_who_also_says_they_work_is_a_dispatch_worker(validate):
+    messages, slots = await validate(message("我合同签在人力公司，在另一家公司上班，公司没有团组织",
+                                             graduate_situation=["劳务派遣", "就业"], league_org="无"),
+                                     requested_slot="graduate_situation")
+    assert messages == [] and slots["graduate_situation"] == "劳务派遣"
+    assert slots["user_unit_has_league_org"] is False

@@ -165,3 +165,28 @@ def test_pinyin_features_join_homophone_typos_to_the_intended_words():
     assert pinyin_ngrams("转人工 human") == ["zhuan", "ren", "gong", "human",
                                             "zhuan ren", "ren gong", "gong human"]
     assert pinyin_ngrams("") == []
+
+
+def test_each_situation_option_typed_out_reads_as_that_option_only(extractor, domain_dict):
+    """The member may type a button's title instead of clicking it ("尚未落实就业" is not 就业)."""
+    import json
+
+    from bot.nlu.text import normalize
+
+    buttons = domain_dict["responses"]["utter_ask_graduate_situation"][0]["buttons"]
+    for button in buttons:
+        payload = button["payload"]
+        expected = json.loads(payload[payload.index("{"):])["graduate_situation"]
+        typed = normalize(button["title"])  # as the pipeline's normaliser hands it on
+        found = {v for e, v in entities(extractor, typed) if e == "graduate_situation"}
+        assert found == {expected}, button["title"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("我合同签在人力公司，在另一家公司上班", "劳务派遣"),  # with 就业 (上班): the guide keeps the narrower one
+    ("外包公司派我去的", "劳务派遣"),
+    ("还在预备期", None),
+])
+def test_situations_described_in_other_words(extractor, text, expected):
+    found = {v for e, v in entities(extractor, text) if e == "graduate_situation"}
+    assert (expected in found) if expected else found == set()
