@@ -121,3 +121,10 @@ def test_a_situation_stated_without_a_question_starts_the_guide_with_it(new_chat
     reply = chat.say("我毕业后考上研究生了")
     assert "请问您想办理什么" not in reply
     assert "入党" in reply and "毕业后的去向" not in reply  # the situation is not asked again
+
+
+def test_a_dispatch_worker_stating_their_situation_gets_an_answer_not_the_menu(new_chat):
+    reply = new_chat().say("我是派遣制的，公司没有团支部")
+    assert "请问您想办理什么" not in reply
+    # Either FAQ 13, which settles it, or the guide with both facts taken (next: the Party question).
+    assert "劳务派遣单位的团组织" in reply or ("入党" in reply and "用工单位" not in reply)
