@@ -12,7 +12,7 @@ import datetime
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.domain_texts import DomainDict
@@ -27,6 +27,8 @@ from bot.nlu.text import normalize
 MAX_RETRIES = 2
 # Facts answered by a league_org entity; the situation decides which one.
 ORG_FACTS = ("employer_has_league_org", "user_unit_has_league_org")
+# Entities that state a fact of the guide's decision table.
+GUIDE_ENTITIES = ("graduate_situation", "league_org", "party_member")
 GUIDE_SLOTS = ("graduate_situation", "employer_has_league_org", "user_unit_has_league_org",
                "party_member", "over_28", "holds_league_post", "guide_province",
                "guide_retries", "guide_gave_up")
@@ -154,6 +156,24 @@ class ValidateDestinationForm(FormValidationAction):
             return [SlotSet("guide_gave_up", True), SlotSet("guide_retries", 0)]
         return [SlotSet("guide_retries", retries),
                 SlotSet(tracker.get_slot("requested_slot") or "graduate_situation", None)]
+
+
+class ActionInformWithoutContext(Action):
+    """A value sent with nothing pending. Facts about a graduate's situation
+    ("我是派遣制的，公司没有团支部") start the guide, which takes them from this
+    message; anything else gets the menu. (A rule per combination of entities
+    would be needed otherwise: Rasa's rules match a message's entities exactly.)"""
+
+    def name(self) -> Text:
+        return "action_inform_without_context"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        stated = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
+        if stated & set(GUIDE_ENTITIES):
+            return [FollowupAction("destination_form")]
+        dispatcher.utter_message(response="utter_inform_no_context")
+        return []
 
 
 class ActionRecommendDestination(Action):

@@ -223,3 +223,24 @@ async def test_a_dispatch_worker_who_also_says_they_work_is_a_dispatch_worker(va
                                      requested_slot="graduate_situation")
     assert messages == [] and slots["graduate_situation"] == "劳务派遣"
     assert slots["user_unit_has_league_org"] is False
+
+
+@pytest.mark.parametrize("entities, followup", [
+    ({"graduate_situation": "劳务派遣", "league_org": "无"}, True),  # two facts: no single rule matches
+    ({"graduate_situation": "升学"}, True),
+    ({"party_member": "是", "province": "广东"}, True),
+    ({"province": "广东"}, False),
+    ({}, False),
+])
+async def test_facts_stated_with_nothing_pending_start_the_guide(entities, followup):
+    from actions.guide import ActionInformWithoutContext
+
+    dispatcher = CollectingDispatcher()
+    latest = message("我是派遣制的，公司没有团支部", **entities)
+    events = await ActionInformWithoutContext().run(dispatcher, Tracker("web:x", {}, latest, [], False, None, {},
+                                                                        "action_listen"), {})
+    if followup:
+        assert events == [{"event": "followup", "timestamp": None, "name": "destination_form"}]
+        assert dispatcher.messages == []
+    else:
+        assert events == [] and [m["response"] for m in dispatcher.messages] == ["utter_inform_no_context"]
