@@ -7,12 +7,15 @@ and every service operation works in a SAVEPOINT inside it.
 """
 import os
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -94,8 +97,15 @@ def database(request, tmp_path_factory):
     if not _postgres_reachable():
         pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable: "
                     f"{_postgres_problem[0]}")
-    # A schema of our own, so that reruns and parallel runs do not meet.
-    schema = f"tuanjian_test_{uuid.uuid4().hex[:12]}"
+    with fresh_postgres_schema("tuanjian_test") as engine:
+        yield engine
+
+
+@contextmanager
+def fresh_postgres_schema(prefix: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated PostgreSQL schema of its own (dropped
+    afterwards), so that reruns and parallel runs do not meet."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = db.make_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))

@@ -2,17 +2,17 @@
 committed transaction (the other backend tests share one rolled-back connection)."""
 import threading
 import time
-import uuid
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from bot.backend import db
 from bot.backend.demo import load_demo
 from bot.backend.models import VerificationThrottle
 from bot.backend.verification import Conversation, VerificationService
-from tests.conftest import NOW, POSTGRES_URL, REQUIRE_POSTGRES, FakeClock, _postgres_reachable
+from tests.conftest import (
+    NOW, POSTGRES_URL, REQUIRE_POSTGRES, FakeClock, _postgres_reachable, fresh_postgres_schema,
+)
 
 
 @pytest.fixture
@@ -22,22 +22,11 @@ def committed():
         if REQUIRE_POSTGRES:
             pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable")
         pytest.skip("PostgreSQL is not reachable (the summary line says so)")
-    schema = f"tuanjian_concurrency_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = db.make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        db.migrate(engine)
+    with fresh_postgres_schema("tuanjian_concurrency") as engine:
         factory = sessionmaker(bind=engine, future=True)
         with factory() as session, session.begin():
             load_demo(session, NOW)
         yield factory
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_a_success_while_a_guess_waits_for_the_same_number(committed):
