@@ -128,3 +128,10 @@ def test_a_dispatch_worker_stating_their_situation_gets_an_answer_not_the_menu(n
     assert "请问您想办理什么" not in reply
     # Either FAQ 13, which settles it, or the guide with both facts taken (next: the Party question).
     assert "劳务派遣单位的团组织" in reply or ("入党" in reply and "用工单位" not in reply)
+
+
+def test_faq_6_answers_the_part_that_was_asked_first(new_chat):
+    reply = new_chat().say("我已经找到工作了，可是单位没有团组织，团关系该转到哪里？")
+    assert reply.startswith("若工作单位尚未建立团组织，应转接至工作单位所在地的乡镇街道“学社衔接临时团支部”。")
+    reply = new_chat().say("找到工作了能把团关系转回户籍地吗")
+    assert reply.startswith("不可以。")
