@@ -186,8 +186,7 @@ class VerificationService(TransactionalService):
         _check_binding_key(channel, external_id)
         now = self.clock()
         with self._transaction() as s:
-            s.execute(delete(Verification).where(
-                Verification.channel == channel, Verification.external_id == external_id))
+            _forget_verification(s, channel, external_id)
             s.execute(delete(ClosedConversation).where(ClosedConversation.closed_at < now - CLOSED_KEPT))
             insert_missing(s, ClosedConversation, {"channel": channel, "external_id": external_id},
                            {"closed_at": now})
@@ -199,8 +198,7 @@ class VerificationService(TransactionalService):
     def end(self, channel: str, external_id: str) -> bool:
         """Forget the conversation's verification; False when there was none."""
         with self._transaction() as s:
-            return s.execute(delete(Verification).where(
-                Verification.channel == channel, Verification.external_id == external_id)).rowcount > 0
+            return _forget_verification(s, channel, external_id)
 
     # -- channel bindings (a WeChat OpenID stays verified across visits) -----
 
@@ -216,8 +214,7 @@ class VerificationService(TransactionalService):
     def unbind(self, channel: str, external_id: str) -> bool:
         """Remove the binding and the conversation's verification; False when there was no binding."""
         with self._transaction() as s:
-            s.execute(delete(Verification).where(
-                Verification.channel == channel, Verification.external_id == external_id))
+            _forget_verification(s, channel, external_id)
             result = s.execute(delete(ChannelBinding).where(
                 ChannelBinding.channel == channel, ChannelBinding.external_id == external_id))
             return result.rowcount > 0
@@ -247,6 +244,12 @@ def _verification_row(s: Session, channel: str, external_id: str) -> Optional[Ve
     return s.execute(select(Verification).where(
         Verification.channel == channel, Verification.external_id == external_id
     ).with_for_update()).scalar_one_or_none()
+
+
+def _forget_verification(s: Session, channel: str, external_id: str) -> bool:
+    """Delete the conversation's verification; False when there was none."""
+    return s.execute(delete(Verification).where(
+        Verification.channel == channel, Verification.external_id == external_id)).rowcount > 0
 
 
 def _verify(s: Session, conversation: Conversation, member: Member, now: datetime) -> None:

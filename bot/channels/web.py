@@ -49,7 +49,9 @@ logger = logging.getLogger(__name__)
 RESTART_PAYLOAD = "/restart"
 MAX_CONTROL_BODY_BYTES = 4096
 MAX_TOKEN_CHARS = 128
-CHECK_TIMEOUT = 2.0  # seconds the backend has to say whether a session was closed
+BACKEND_TIMEOUT = 2.0  # seconds the backend has to close a session or say whether it is closed
+# What a backend call from this server may fail with when the database is away or slow.
+BACKEND_ERRORS = (asyncio.TimeoutError, SQLAlchemyError, OSError)
 
 STATIC_DIR = Path(__file__).resolve().parent / "web_static"
 PAGE = "index.html"
@@ -116,21 +118,26 @@ def add_page_routes(blueprint: Blueprint, folder: Path) -> None:
         return serve(name)
 
 
+async def call_backend(fn: Callable[..., Any], *args: Any) -> Any:
+    """A blocking backend call off the event loop, within BACKEND_TIMEOUT (raises BACKEND_ERRORS)."""
+    return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, fn, *args),
+                                  BACKEND_TIMEOUT)
+
+
 async def open_session_id(sessions: WebSessions, verifications: VerificationService,
                           token: object, unchecked_ok: bool = True) -> Optional[Text]:
     """The session id of a token this server signed, that has not expired and
     whose conversation was not closed by "重新开始"; None otherwise.
 
-    Should the backend not answer within CHECK_TIMEOUT, `unchecked_ok` decides:
+    Should the backend not answer within BACKEND_TIMEOUT, `unchecked_ok` decides:
     the chat goes on (its conversation is unverified then anyway, since
     verifying needs the backend), the staff inbox does not."""
     session_id = sessions.session_id(token)
     if session_id is None:
         return None
     try:
-        closed = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-            None, verifications.is_closed, WebChatInput.name(), session_id), CHECK_TIMEOUT)
-    except (asyncio.TimeoutError, SQLAlchemyError, OSError) as error:
+        closed = await call_backend(verifications.is_closed, WebChatInput.name(), session_id)
+    except BACKEND_ERRORS as error:
         logger.warning("web session %s: closure not checked, backend unavailable: %r", session_id, error)
         closed = not unchecked_ok
     return None if closed else session_id
@@ -228,9 +235,8 @@ class WebChatInput(InputChannel):
             if session_id is None:
                 return _json_error(401, "unknown or expired session")
             try:
-                await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-                    None, self.verifications.close, self.name(), session_id), CHECK_TIMEOUT)
-            except (asyncio.TimeoutError, SQLAlchemyError, OSError) as error:
+                await call_backend(self.verifications.close, self.name(), session_id)
+            except BACKEND_ERRORS as error:
                 # Not closed: the old token would stay valid, so no restart and no new token.
                 logger.warning("web session %s: not closed, backend unavailable: %r", session_id, error)
                 return _json_error(503, "restart unavailable, try again")
