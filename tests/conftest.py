@@ -44,7 +44,7 @@ def domain_dict():
 
 @pytest.fixture(scope="session")
 def seed_text() -> str:
-    return (ROOT.parent / "shared" / "seed" / "000_b81276723549ac76.txt").read_text("utf-8")
+    return (ROOT / "docs" / "source" / "000_b81276723549ac76.txt").read_text("utf-8")
 
 POSTGRES_URL = os.environ.get("TUANJIAN_TEST_POSTGRES_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("TUANJIAN_REQUIRE_POSTGRES") == "1"

@@ -11,7 +11,7 @@ from benchmark import TEST_FILES
 from bot.nlu.text import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = (ROOT.parent / "shared" / "spec" / "intents.md").read_text("utf-8")
+SPEC = (ROOT / "docs" / "source" / "intents.md").read_text("utf-8")
 CONTRACT_INTENTS = sorted(set(re.findall(r"`([a-z_]+)`", SPEC)) - {"nlu_fallback"})
 FAQ_INTENTS = [i for i in CONTRACT_INTENTS if i.startswith("faq_")]
 

@@ -1,4 +1,4 @@
-"""Demo data of /work/shared/spec/demo-data.md, relative to the moment it is loaded.
+"""Demo data of docs/source/demo-data.md, relative to the moment it is loaded.
 
     python -m bot.backend.demo           migrate, load the demo if the database is empty
     python -m bot.backend.demo --reset   drop and recreate through the migrations, load the demo

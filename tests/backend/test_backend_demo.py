@@ -1,4 +1,4 @@
-"""The demo data contract (/work/shared/spec/demo-data.md) and its loader."""
+"""The demo data contract (docs/source/demo-data.md) and its loader."""
 import os
 import subprocess
 import sys
