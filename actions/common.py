@@ -1,23 +1,17 @@
 """What the actions share: the backend call with its time budget, and who the conversation is."""
-import asyncio
 import logging
-import re
-from typing import Any, Callable, Optional, Text
+from collections.abc import Callable
+from typing import Any
 
 from rasa_sdk import Tracker
 
-from bot.backend.rules import DomainError
-from bot.backend.verification import Conversation
-from bot.conversation_ids import split_conversation_id
+from tuanjian.backend.calls import call_in_thread
+from tuanjian.backend.rules import DomainError
+from tuanjian.backend.verification import Conversation
+from tuanjian.conversation_ids import split_conversation_id
 
 logger = logging.getLogger(__name__)
 
-BACKEND_TIMEOUT = 2.0
-# Messages with these intents are questions, not an answer to what a form
-# asked: the form lets other rules answer them.
-NOT_AN_ANSWER = re.compile(
-    r"^(faq_.*|request_human|goodbye|greet|bot_challenge|thank|stop|"
-    r"start_destination_guide|check_transfer_status|ask_contact|ask_wait_time)$")
 
 
 class BackendUnavailable(Exception):
@@ -25,10 +19,10 @@ class BackendUnavailable(Exception):
 
 
 async def call_backend(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a blocking backend call with the 2-second budget."""
-    loop = asyncio.get_running_loop()
+    """Run a blocking backend call within settings.BACKEND_TIMEOUT; any failure
+    but a DomainError (the backend's own refusal) is BackendUnavailable."""
     try:
-        return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), BACKEND_TIMEOUT)
+        return await call_in_thread(fn, *args)
     except DomainError:
         raise
     except Exception as error:  # timeout, connection refused, driver errors
@@ -36,11 +30,11 @@ async def call_backend(fn: Callable[..., Any], *args: Any) -> Any:
         raise BackendUnavailable from error
 
 
-def intent_of(tracker: Tracker) -> Optional[Text]:
+def intent_of(tracker: Tracker) -> str | None:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
 
 
-def session_key(tracker: Tracker) -> Text:
+def session_key(tracker: Tracker) -> str:
     """Marks the conversation's current Rasa session: when it, or the latest restart, began.
 
     A new session (after idle time, /session_start) or a restart changes it,
@@ -57,7 +51,7 @@ def conversation_of(tracker: Tracker) -> Conversation:
     return Conversation(channel, external_id, session_key(tracker))
 
 
-def client_of(tracker: Tracker) -> Optional[Text]:
+def client_of(tracker: Tracker) -> str | None:
     """The client key the channel put in the message's metadata (server-side), if any."""
     metadata = (tracker.latest_message or {}).get("metadata") or {}
     client = metadata.get("client")

@@ -1,21 +1,23 @@
 """What the assistant does when it is not sure what the member meant."""
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from actions.domain_texts import DomainDict, topic_button, topic_title
+from actions.domain_texts import topic_button, topic_title
 from actions.handoff import TicketServices, open_ticket
-from bot.nlu.text import has_words
+from tuanjian.domain_names import MEMBER_NUMBER_ENTITY, NLU_FALLBACK, VERIFICATION_FORM
+from tuanjian.text import has_words
 
 MAX_SUGGESTIONS = 3
-FALLBACK_INTENT = "nlu_fallback"
+FALLBACK_INTENT = NLU_FALLBACK
 # Always offered after the suggestions: "none of these" and "a person".
 ESCAPE_INTENTS = ("deny", "request_human")
 
 
-def likely_topics(ranking: List[Dict[Text, Any]], domain: DomainDict) -> List[Text]:
+def likely_topics(ranking: list[dict[str, Any]], domain: DomainDict) -> list[str]:
     """The most likely intents that have a topic to suggest, best first."""
     topics = [
         item["name"]
@@ -25,7 +27,7 @@ def likely_topics(ranking: List[Dict[Text, Any]], domain: DomainDict) -> List[Te
     return topics[:MAX_SUGGESTIONS]
 
 
-def previous_intent(tracker: Tracker) -> Optional[Text]:
+def previous_intent(tracker: Tracker) -> str | None:
     """The intent of the member's message before the latest one."""
     users = [e for e in reversed(tracker.events) if e.get("event") == "user"]
     return ((users[1].get("parse_data") or {}).get("intent") or {}).get("name") if len(users) > 1 else None
@@ -35,19 +37,19 @@ class ActionSuggestFaqs(TicketServices, Action):
     """Below the NLU threshold: "您是不是想问…" with the likeliest FAQs as buttons;
     the second time in a row, a person takes over."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_suggest_faqs"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[Dict[Text, Any]]:
+    ) -> list[dict[str, Any]]:
         message = tracker.latest_message or {}
         if not has_words(message.get("text") or ""):
             dispatcher.utter_message(response="utter_empty_message")
             return []
-        if any(e.get("entity") == "member_number" for e in message.get("entities") or []):
+        if any(e.get("entity") == MEMBER_NUMBER_ENTITY for e in message.get("entities") or []):
             # A member number, whatever the words around it: verify and answer.
-            return [FollowupAction("verification_form")]
+            return [FollowupAction(VERIFICATION_FORM)]
         if previous_intent(tracker) == FALLBACK_INTENT:
             return await open_ticket(dispatcher, tracker, self.service, self.verifications, "fallbacks")
         intents = likely_topics(message.get("intent_ranking") or [], domain)

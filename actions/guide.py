@@ -1,7 +1,7 @@
 """The destination guide: the form asks what the decision table needs.
 
 Answers come as buttons (entities in the payload), or as free text read for
-the question asked (bot.guide.answers: its phrases, negations, ages and birth
+the question asked (tuanjian.backend.guide.answers: its phrases, negations, ages and birth
 years; never the intent of the whole message), which may carry several facts
 at once ("我在深圳一家私企上班，公司没有团组织");
 a later answer corrects an earlier one ("不对，我是劳务派遣"). An answer that
@@ -9,32 +9,31 @@ fits nothing is asked again with buttons at most twice; then the member is
 offered a person rather than a guess.
 """
 import datetime
-from typing import Any, Callable, Dict, List, Optional, Text
+from collections.abc import Callable
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from actions.domain_texts import DomainDict
-from actions.common import NOT_AN_ANSWER, BackendUnavailable, call_backend, conversation_of
-from bot.backend.rules import SPECIAL_PROVINCES
-from bot.backend.service import TransferService
-from bot.backend.verification import VerificationService
-from bot.guide.answers import DONT_KNOW, load_answers, over_limit_by_birth_year
-from bot.guide.table import Table, load_table
-from bot.nlu.text import normalize
+from actions.common import BackendUnavailable, call_backend, conversation_of
+from tuanjian.backend.guide.answers import DONT_KNOW, load_answers, over_limit_by_birth_year
+from tuanjian.backend.guide.table import Table, load_table
+from tuanjian.backend.rules import SPECIAL_PROVINCES
+from tuanjian.backend.service import TransferService
+from tuanjian.backend.verification import VerificationService
+from tuanjian.domain_names import GUIDE_SLOTS, is_question
+from tuanjian.text import normalize
 
 MAX_RETRIES = 2
 # Facts answered by a league_org entity; the situation decides which one.
 ORG_FACTS = ("employer_has_league_org", "user_unit_has_league_org")
 # Entities that state a fact of the guide's decision table.
 GUIDE_ENTITIES = ("graduate_situation", "league_org", "party_member")
-GUIDE_SLOTS = ("graduate_situation", "employer_has_league_org", "user_unit_has_league_org",
-               "party_member", "over_28", "holds_league_post", "guide_province",
-               "guide_retries", "guide_gave_up")
 
 
-def entity_values(message: Dict[Text, Any], entity: Text) -> List[Any]:
+def entity_values(message: dict[str, Any], entity: str) -> list[Any]:
     values = []
     for item in message.get("entities") or []:
         if item.get("entity") == entity and item.get("value") not in values:
@@ -42,11 +41,11 @@ def entity_values(message: Dict[Text, Any], entity: Text) -> List[Any]:
     return values
 
 
-def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
-                       situation: Optional[Text], table: Table, this_year: int) -> Dict[Text, Any]:
+def facts_from_message(message: dict[str, Any], requested: str | None,
+                       situation: str | None, table: Table, this_year: int) -> dict[str, Any]:
     """The facts one message states; {"graduate_situation": None} if it contradicts
     itself, and {requested: DONT_KNOW} when it says it does not know."""
-    facts: Dict[Text, Any] = {}
+    facts: dict[str, Any] = {}
     situations = table.situations([s for s in entity_values(message, "graduate_situation")
                                    if table.is_valid("graduate_situation", s)])
     if len(situations) > 1:
@@ -81,31 +80,31 @@ def facts_from_message(message: Dict[Text, Any], requested: Optional[Text],
 
 
 class ValidateDestinationForm(FormValidationAction):
-    def __init__(self, service: Optional[TransferService] = None,
-                 verifications: Optional[VerificationService] = None,
+    def __init__(self, service: TransferService | None = None,
+                 verifications: VerificationService | None = None,
                  today: Callable[[], datetime.date] = datetime.date.today) -> None:
         self.service = service or TransferService()
         self.verifications = verifications or VerificationService()
         self.today = today
         self.table = load_table()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_destination_form"
 
-    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
-                             tracker: Tracker, domain: DomainDict) -> List[Text]:
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
         if tracker.get_slot("guide_gave_up"):
             return []
         return self.table.questions_needed(tracker.slots)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         events = await self.known_facts(tracker) + await self.answer(dispatcher, tracker)
         tracker.add_slots(events)
         next_slot = await self.next_requested_slot(dispatcher, tracker, domain)
         return events + ([next_slot] if next_slot else [])
 
-    async def known_facts(self, tracker: Tracker) -> List[EventType]:
+    async def known_facts(self, tracker: Tracker) -> list[EventType]:
         """Facts the backend holds for a verified member are not asked again."""
         if not tracker.get_slot("is_verified") or tracker.get_slot("over_28") is not None:
             return []
@@ -120,7 +119,7 @@ class ValidateDestinationForm(FormValidationAction):
             over_limit_by_birth_year(birth_year, self.today().year, self.table.age_limit)
         return [] if over_limit is None else [SlotSet("over_28", over_limit)]
 
-    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         message = tracker.latest_message or {}
         requested = tracker.get_slot("requested_slot")
         facts = facts_from_message(message, requested, tracker.get_slot("graduate_situation"), self.table,
@@ -131,7 +130,7 @@ class ValidateDestinationForm(FormValidationAction):
         if requested and facts.get(requested) == DONT_KNOW:
             dispatcher.utter_message(response="utter_guide_dont_know")
             return self.retry(tracker)
-        events: List[EventType] = []
+        events: list[EventType] = []
         situation = facts.get("graduate_situation")
         if situation and situation != tracker.get_slot("graduate_situation"):
             # A corrected situation makes its follow-up answers meaningless.
@@ -145,13 +144,13 @@ class ValidateDestinationForm(FormValidationAction):
             return events  # other facts than the one asked
         if intent == "start_destination_guide":
             return events + [SlotSet(requested, None)]  # asked again, no complaint
-        if NOT_AN_ANSWER.match(intent):
+        if is_question(intent):
             return events  # a question for the rules to answer
         dispatcher.utter_message(response="utter_guide_not_understood")
         return events + self.retry(tracker)
 
     @staticmethod
-    def retry(tracker: Tracker) -> List[EventType]:
+    def retry(tracker: Tracker) -> list[EventType]:
         retries = int(tracker.get_slot("guide_retries") or 0) + 1
         if retries > MAX_RETRIES:
             return [SlotSet("guide_gave_up", True), SlotSet("guide_retries", 0)]
@@ -165,11 +164,11 @@ class ActionInformWithoutContext(Action):
     message; anything else gets the menu. (A rule per combination of entities
     would be needed otherwise: Rasa's rules match a message's entities exactly.)"""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_inform_without_context"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         stated = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
         if stated & set(GUIDE_ENTITIES):
             return [FollowupAction("destination_form")]
@@ -181,11 +180,11 @@ class ActionRecommendDestination(Action):
     def __init__(self) -> None:
         self.table = load_table()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_recommend_destination"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         reset = [SlotSet(slot, None) for slot in GUIDE_SLOTS]
         if tracker.get_slot("guide_gave_up"):
             dispatcher.utter_message(response="utter_guide_handoff")

@@ -1,18 +1,19 @@
 """Handing over to a person: open a ticket, then stay silent until it is closed."""
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 from actions.common import BackendUnavailable, call_backend, conversation_of, intent_of
-from actions.domain_texts import DomainDict
 from actions.status import BINDING_CHANNELS
-from bot.backend.rules import DomainError
-from bot.backend.tickets import TicketService
-from bot.backend.verification import VerificationService
-from bot.redaction import redact_events
+from tuanjian.backend.rules import DomainError
+from tuanjian.backend.tickets import TicketService
+from tuanjian.backend.verification import VerificationService
+from tuanjian.domain_names import ACTION_HANDOFF_PENDING, HANDOFF_TICKET
+from tuanjian.redaction import redact_events
 
 TRANSCRIPT_EVENTS = 40
 # Messages that ask for help rather than say what the problem is.
@@ -20,7 +21,7 @@ NOT_THE_QUESTION = ("request_human", "not_helpful", "rate_answer", "greet", "aff
 REASONS = {"request_human": "request_human", "not_helpful": "not_helpful", "rate_answer": "not_helpful"}
 
 
-def transcript(tracker: Tracker) -> List[Dict[Text, Any]]:
+def transcript(tracker: Tracker) -> list[dict[str, Any]]:
     """The conversation's last lines, with the digits of verification turns masked."""
     lines = []
     for event in redact_events(tracker.events)[-TRANSCRIPT_EVENTS:]:
@@ -32,7 +33,7 @@ def transcript(tracker: Tracker) -> List[Dict[Text, Any]]:
     return lines
 
 
-def unanswered_question(tracker: Tracker) -> Text:
+def unanswered_question(tracker: Tracker) -> str:
     """The member's last message that states a problem (not "转人工" itself)."""
     for event in reversed(redact_events(tracker.events)):
         if event.get("event") != "user":
@@ -45,7 +46,7 @@ def unanswered_question(tracker: Tracker) -> Text:
 
 
 async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker, service: TicketService,
-                      verifications: VerificationService, reason: Text) -> List[EventType]:
+                      verifications: VerificationService, reason: str) -> list[EventType]:
     """Open a ticket with the conversation's context: the member only when the backend
     has verified this conversation as them."""
     conversation = conversation_of(tracker)
@@ -59,37 +60,37 @@ async def open_ticket(dispatcher: CollectingDispatcher, tracker: Tracker, servic
         dispatcher.utter_message(response="utter_handoff_unavailable")
         return []
     dispatcher.utter_message(response="utter_handoff_opened", ticket=ticket)
-    return [SlotSet("handoff_ticket", ticket)]
+    return [SlotSet(HANDOFF_TICKET, ticket)]
 
 
 class TicketServices:
     """The services of the handoff actions; a mixin, since rasa-sdk registers every Action subclass."""
 
-    def __init__(self, service: Optional[TicketService] = None,
-                 verifications: Optional[VerificationService] = None) -> None:
+    def __init__(self, service: TicketService | None = None,
+                 verifications: VerificationService | None = None) -> None:
         self.service = service or TicketService()
         self.verifications = verifications or VerificationService()
 
 
 class ActionOpenTicket(TicketServices, Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_open_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         return await open_ticket(dispatcher, tracker, self.service, self.verifications,
-                                 REASONS.get(intent_of(tracker), "request_human"))
+                                 REASONS.get(intent_of(tracker) or "", "request_human"))
 
 
 class ActionHandoffPending(TicketServices, Action):
     """Every message while the ticket is open: record it, say staff will reply."""
 
-    def name(self) -> Text:
-        return "action_handoff_pending"
+    def name(self) -> str:
+        return ACTION_HANDOFF_PENDING
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
-        ticket = int(tracker.get_slot("handoff_ticket"))
+                  domain: DomainDict) -> list[EventType]:
+        ticket = int(tracker.get_slot(HANDOFF_TICKET))
         text = (tracker.latest_message or {}).get("text") or ""
         try:
             still_open = await call_backend(self.service.open_ticket_of,
@@ -102,17 +103,17 @@ class ActionHandoffPending(TicketServices, Action):
             dispatcher.utter_message(response="utter_handoff_waiting", ticket=ticket)
             return []
         dispatcher.utter_message(response="utter_handoff_resumed")
-        return [SlotSet("handoff_ticket", None)]
+        return [SlotSet(HANDOFF_TICKET, None)]
 
 
 class ActionRateAnswer(TicketServices, Action):
     """👍 / 👎 under an FAQ answer; 👎 also hands over to a person."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_rate_answer"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         rating = next(tracker.get_latest_entity_values("rating"), None)
         faq = last_faq(tracker)
         if rating in ("up", "down") and faq:
@@ -127,7 +128,7 @@ class ActionRateAnswer(TicketServices, Action):
         return []
 
 
-def last_faq(tracker: Tracker) -> Optional[Text]:
+def last_faq(tracker: Tracker) -> str | None:
     """The FAQ intent whose answer was given last (an utter_faq_* answer gives its faq_* intent)."""
     for event in reversed(tracker.events):
         name = event.get("name") or ""

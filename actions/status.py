@@ -1,27 +1,33 @@
 """The member's own transfer request: verify, then explain it.
 
-Whom a conversation may see is decided by the backend (bot.backend.verification):
+Whom a conversation may see is decided by the backend (tuanjian.backend.verification):
 the actions ask it, never a slot; the slot `is_verified` only mirrors its
 answer for the dialogue's rules. The digits a member types go to the backend
 and into no slot. Every backend call has a 2-second budget; past that, or when
 the database is unreachable, the member hears the lookup is unavailable.
 """
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 from actions.common import (
-    NOT_AN_ANSWER, BackendUnavailable, call_backend, client_of, conversation_of, intent_of,
+    BackendUnavailable,
+    call_backend,
+    client_of,
+    conversation_of,
+    intent_of,
 )
-from actions.domain_texts import DomainDict, response_text
-from bot.backend.rules import SPECIAL_PROVINCES, DomainError
-from bot.backend.service import MemberStatus, TransferService
-from bot.backend.verification import VerificationService
-from bot.redaction import parse_credentials
+from actions.domain_texts import response_text
+from tuanjian.backend.rules import SPECIAL_PROVINCES, DomainError
+from tuanjian.backend.service import MemberStatus, TransferService
+from tuanjian.backend.verification import VerificationService
+from tuanjian.domain_names import is_question
+from tuanjian.redaction import parse_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,7 @@ BINDING_CHANNELS = ("wechat",)
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
-async def verified_member(verifications: VerificationService, tracker: Tracker) -> Optional[Text]:
+async def verified_member(verifications: VerificationService, tracker: Tracker) -> str | None:
     """The member this conversation is verified as, by the backend's record (raises BackendUnavailable)."""
     conversation = conversation_of(tracker)
     return await call_backend(verifications.current, conversation,
@@ -39,10 +45,10 @@ async def verified_member(verifications: VerificationService, tracker: Tracker) 
 
 
 class ValidateVerificationForm(FormValidationAction):
-    def __init__(self, verifications: Optional[VerificationService] = None) -> None:
+    def __init__(self, verifications: VerificationService | None = None) -> None:
         self.verifications = verifications or VerificationService()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_verification_form"
 
     @staticmethod
@@ -50,19 +56,19 @@ class ValidateVerificationForm(FormValidationAction):
         return bool(tracker.get_slot("is_verified") or tracker.get_slot("lookup_failed")
                     or tracker.get_slot("verification_lock_minutes"))
 
-    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
-                             tracker: Tracker, domain: DomainDict) -> List[Text]:
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
         return [] if self.nothing_to_ask(tracker) else domain_slots
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         events = await self.check_credentials(dispatcher, tracker)
         tracker.add_slots(events)
         next_slot = await self.next_requested_slot(dispatcher, tracker, domain)
         return events + ([next_slot] if next_slot else [])
 
     async def check_credentials(self, dispatcher: CollectingDispatcher,
-                                tracker: Tracker) -> List[EventType]:
+                                tracker: Tracker) -> list[EventType]:
         message = tracker.latest_message or {}
         number, last4, personal = parse_credentials(message.get("text") or "")
         try:
@@ -79,7 +85,7 @@ class ValidateVerificationForm(FormValidationAction):
             except (BackendUnavailable, DomainError):
                 return [SlotSet("member_number", None), SlotSet("lookup_failed", True)]
             return [SlotSet("is_verified", False), *await self.verify(dispatcher, tracker, number, last4)]
-        events: List[EventType] = []
+        events: list[EventType] = []
         if tracker.get_slot("is_verified"):
             # The mirror outlived the backend's record (idle time, new session).
             dispatcher.utter_message(response="utter_verification_expired")
@@ -92,7 +98,7 @@ class ValidateVerificationForm(FormValidationAction):
             intent = intent_of(tracker) or ""
             if intent == "check_transfer_status" and requested:
                 return events + [SlotSet(requested, None)]  # asked again, no complaint
-            if NOT_AN_ANSWER.match(intent) or requested is None:
+            if is_question(intent) or requested is None:
                 return events  # a digression: let the rules answer it
         number = number or tracker.get_slot("member_number")
         last4 = last4 if number else None
@@ -109,7 +115,7 @@ class ValidateVerificationForm(FormValidationAction):
         return events + await self.verify(dispatcher, tracker, number, last4)
 
     async def verify(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                     number: Text, last4: Text) -> List[EventType]:
+                     number: str, last4: str) -> list[EventType]:
         conversation = conversation_of(tracker)
         try:
             attempt = await call_backend(self.verifications.attempt, conversation, number, last4,
@@ -128,18 +134,18 @@ class ValidateVerificationForm(FormValidationAction):
         return [SlotSet("member_number", None)]
 
 
-def local_date(moment) -> Text:
+def local_date(moment) -> str:
     return moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d") if moment else ""
 
 
-def status_messages(status: MemberStatus, domain: DomainDict) -> List[Dict[Text, Any]]:
+def status_messages(status: MemberStatus, domain: DomainDict) -> list[dict[str, Any]]:
     """The replies (response name and variables) that explain a member's request."""
     request = status.request
     if request is None:
         return [{"response": "utter_status_no_request", "organisation": status.organisation}]
     common = {"to_organisation": request.to_organisation, "contact": status.contact or ""}
     if request.status == "pending":
-        step = status.steps[status.current_position - 1]
+        step = status.current_step()
         role = response_text(domain, f"utter_step_role_{request.kind}_{step.position}") or ""
         replies = [{"response": "utter_status_pending", **common, "step": step.position,
                     "step_count": len(status.steps), "step_role": role,
@@ -171,13 +177,13 @@ class StatusLookup:
     A mixin rather than an Action subclass: rasa-sdk registers every Action
     subclass it finds, and this one has no name of its own."""
 
-    def __init__(self, service: Optional[TransferService] = None,
-                 verifications: Optional[VerificationService] = None) -> None:
+    def __init__(self, service: TransferService | None = None,
+                 verifications: VerificationService | None = None) -> None:
         self.service = service or TransferService()
         self.verifications = verifications or VerificationService()
 
     async def verified_status(self, dispatcher: CollectingDispatcher,
-                              tracker: Tracker) -> Tuple[Optional[MemberStatus], List[EventType]]:
+                              tracker: Tracker) -> tuple[MemberStatus | None, list[EventType]]:
         """The status of the member the backend has verified this conversation as.
 
         Without one, having told the member why: (None, the events to return) —
@@ -195,11 +201,11 @@ class StatusLookup:
 
 
 class ActionTransferStatus(StatusLookup, Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_transfer_status"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         minutes = int(tracker.get_slot("verification_lock_minutes") or 0)
         if minutes:
             dispatcher.utter_message(response="utter_verification_locked", minutes=minutes)
@@ -220,11 +226,11 @@ class ActionTransferStatus(StatusLookup, Action):
 class ActionStatusFollowup(StatusLookup, Action):
     """"该找谁" / "还要等多久" / "那我能撤回吗" after the member was verified."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_status_followup"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         status, events = await self.verified_status(dispatcher, tracker)
         if status is None:
             return events
@@ -244,7 +250,7 @@ class ActionStatusFollowup(StatusLookup, Action):
                                      if "withdraw" in status.actions
                                      else "utter_status_cannot_withdraw")
         elif pending:
-            step = status.steps[status.current_position - 1]
+            step = status.current_step()
             dispatcher.utter_message(response="utter_followup_wait",
                                      organisation=step.organisation, days_left=status.days_left)
         else:
@@ -257,14 +263,14 @@ class ActionStatusFollowup(StatusLookup, Action):
 class ActionUnbind(Action):
     """"解除绑定": forget the OpenID <-> member binding and this conversation's verification."""
 
-    def __init__(self, verifications: Optional[VerificationService] = None) -> None:
+    def __init__(self, verifications: VerificationService | None = None) -> None:
         self.verifications = verifications or VerificationService()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_unbind"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> List[EventType]:
+                  domain: DomainDict) -> list[EventType]:
         conversation = conversation_of(tracker)
         forget = self.verifications.unbind if conversation.channel in BINDING_CHANNELS \
             else self.verifications.end

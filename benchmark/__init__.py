@@ -1,14 +1,19 @@
-from pathlib import Path
-from typing import Dict
+from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tuanjian.settings import CONFIG_FILE, ROOT
+
 # The held-out NLU test set, one file per author (test_set.yml first).
 TEST_FILES = sorted((ROOT / "tests" / "nlu").glob("test_set*.yml"))
 
 
-def pipeline_entry(name: str) -> Dict[str, object]:
+def load_config() -> dict[str, Any]:
+    """config.yml, as Rasa reads it."""
+    return yaml.safe_load(CONFIG_FILE.read_text("utf-8"))
+
+
+def pipeline_entry(name: str) -> dict[str, Any]:
     """The settings config.yml gives the pipeline component `name` (full or last part)."""
-    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
+    config = load_config()
     return next(c for c in config["pipeline"] if c["name"].split(".")[-1] == name)

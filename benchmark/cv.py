@@ -6,7 +6,7 @@ the training data alone (the held-out test set in tests/ is never read here).
 Step 1 trains the pipeline up to DIET once per fold (config.yml, with any
 --diet overrides) and keeps DIET's ranking of the held-out fold; it is cached
 in bench/out/cv/ per data, dictionary, config and overrides, and takes several minutes.
-Step 2 is cheap: it fits the blender's own linear model (bot/nlu/blender.py) on
+Step 2 is cheap: it fits the blender's own linear model (tuanjian/rasa_server/nlu/blender.py) on
 the other folds, blends and counts the errors on the held-out folds, for the
 blender's settings or, with --grid, for a grid of them.
 """
@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Any
 
 import numpy as np
 import yaml
@@ -28,16 +28,17 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from sklearn.model_selection import StratifiedKFold
 
-from benchmark import ROOT, pipeline_entry
+from benchmark import ROOT, load_config, pipeline_entry
+from tuanjian.settings import NLU_DATA_DIR
 
 CACHE = ROOT / "bench" / "out" / "cv"
-GRID = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
+GRID: dict[str, list[Any]] = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
         "pinyin_weight": [0.0, 1.0, 2.0]}
 DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
 
-def diet_config(overrides: Dict[str, object]) -> Dict[str, object]:
-    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
+def diet_config(overrides: dict[str, Any]) -> dict[str, Any]:
+    config = load_config()
     names = [c["name"] for c in config["pipeline"]]
     config["pipeline"] = config["pipeline"][: names.index("DIETClassifier") + 1]
     config["pipeline"][-1].update(overrides)
@@ -45,16 +46,16 @@ def diet_config(overrides: Dict[str, object]) -> Dict[str, object]:
     return config
 
 
-def cache_path(folds: int, config: Dict[str, object]) -> Path:
+def cache_path(folds: int, config: dict[str, Any]) -> Path:
     # DIET's folds depend on the NLU data and the jieba dictionary it tokenizes with.
-    files = [*sorted((ROOT / "data" / "nlu").glob("*.yml")),
+    files = [*sorted(NLU_DATA_DIR.glob("*.yml")),
              *sorted((ROOT / "data" / "dict").glob("*"))]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files))
     digest.update(json.dumps([folds, config], sort_keys=True).encode())
     return CACHE / f"{digest.hexdigest()[:16]}.json"
 
 
-async def diet_rankings(train_data, config, texts: List[str], folder: Path):
+async def diet_rankings(train_data, config, texts: list[str], folder: Path):
     from rasa.core.agent import Agent
     from rasa.model_training import train_nlu
 
@@ -70,7 +71,7 @@ async def diet_rankings(train_data, config, texts: List[str], folder: Path):
     return out
 
 
-def cross_validated_diet(folds: int, config: Dict[str, object]) -> Dict[str, object]:
+def cross_validated_diet(folds: int, config: dict[str, Any]) -> dict[str, Any]:
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
     from rasa.utils.common import configure_logging_and_warnings
@@ -78,11 +79,11 @@ def cross_validated_diet(folds: int, config: Dict[str, object]) -> Dict[str, obj
 
     configure_logging_and_warnings(logging.WARNING)
     configure_structlog(logging.WARNING)  # else every parse of every fold is logged
-    data = load_data(str(ROOT / "data" / "nlu"))
+    data = load_data(str(NLU_DATA_DIR))
     examples = data.intent_examples
     texts = [m.get("text") for m in examples]
     gold = [m.get("intent") for m in examples]
-    rankings: List[Dict[str, float]] = [{} for _ in texts]
+    rankings: list[dict[str, float]] = [{} for _ in texts]
     fold_of = [0] * len(texts)
     split = StratifiedKFold(folds, shuffle=True, random_state=0)
     for k, (train_idx, test_idx) in enumerate(split.split(texts, gold)):
@@ -93,40 +94,40 @@ def cross_validated_diet(folds: int, config: Dict[str, object]) -> Dict[str, obj
         with tempfile.TemporaryDirectory() as tmp:
             ranked = asyncio.run(
                 diet_rankings(fold_data, config, [texts[i] for i in test_idx], Path(tmp)))
-        for i, r in zip(test_idx, ranked):
+        for i, r in zip(test_idx, ranked, strict=False):
             rankings[i], fold_of[i] = r, k
     return {"texts": texts, "gold": gold, "fold": fold_of, "diet": rankings}
 
 
-def featurized(texts: List[str], gold: List[str]) -> List[Message]:
+def featurized(texts: list[str], gold: list[str]) -> list[Message]:
     """The examples as the blender sees them: normalised, tokenized, embedded by
     the pipeline's own components with config.yml's settings."""
     from rasa.engine.storage.resource import Resource
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 
-    from bot.nlu.normalizer import ChineseTextNormalizer
-    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
+    from tuanjian.rasa_server.nlu.normalizer import ChineseTextNormalizer
+    from tuanjian.rasa_server.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
     pipeline = {c["name"]: c for c in diet_config({})["pipeline"]}
     tokenizer_config = {**JiebaTokenizer.get_default_config(), **pipeline["JiebaTokenizer"]}
     with tempfile.TemporaryDirectory() as tmp:
         storage = LocalModelStorage(Path(tmp))
         components = [
-            ChineseTextNormalizer.create(pipeline["bot.nlu.normalizer.ChineseTextNormalizer"],
+            ChineseTextNormalizer.create(pipeline["tuanjian.rasa_server.nlu.normalizer.ChineseTextNormalizer"],
                                          storage, Resource("normalizer"), None),
             JiebaTokenizer.create(tokenizer_config, storage, Resource("jieba"), None),
             SentenceEncoderFeaturizer({}, "sentence_encoder"),
         ]
-        messages = [Message({TEXT: t, INTENT: g}) for t, g in zip(texts, gold)]
+        messages = [Message({TEXT: t, INTENT: g}) for t, g in zip(texts, gold, strict=False)]
         for component in components:
             component.process(messages)
     return messages
 
 
-def evaluate(cv: Dict[str, object], grid: Dict[str, list], diet_weight: float,
+def evaluate(cv: dict[str, Any], grid: dict[str, list], diet_weight: float,
              examples: int = 0) -> None:
     from benchmark.nlu_eval import tfidf_baseline
-    from bot.nlu.blender import fit_linear_model, linear_probabilities
+    from tuanjian.rasa_server.nlu.blender import fit_linear_model, linear_probabilities
 
     texts = np.array(cv["texts"], dtype=object)
     messages = np.array(featurized(cv["texts"], cv["gold"]), dtype=object)
@@ -141,7 +142,7 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], diet_weight: float,
         baseline[fold == k] = tfidf_baseline(texts[fold != k], gold[fold != k], texts[fold == k])
     print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}", flush=True)
     for values in itertools.product(*grid.values()):
-        settings = dict(zip(grid.keys(), values))
+        settings = dict(zip(grid.keys(), values, strict=False))
         linear = np.zeros_like(diet)
         for k in sorted(set(fold)):
             model = fit_linear_model(list(messages[fold != k]), settings)
@@ -155,7 +156,7 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], diet_weight: float,
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
     chosen = predicted[diet_weight]
-    confused = collections.Counter((g, p) for g, p in zip(gold, chosen) if g != p).most_common(12)
+    confused = collections.Counter((g, p) for g, p in zip(gold, chosen, strict=False) if g != p).most_common(12)
     print("most frequent cross-validation errors (gold -> predicted):")
     for (g, p), n in confused:
         print(f"  {n:3d}x {g} -> {p}")
@@ -163,9 +164,9 @@ def evaluate(cv: Dict[str, object], grid: Dict[str, list], diet_weight: float,
             print(f"        {text}")
 
 
-def blender_settings() -> Dict[str, object]:
+def blender_settings() -> dict[str, Any]:
     """The IntentBlender's settings in config.yml over its defaults."""
-    from bot.nlu.blender import IntentBlender
+    from tuanjian.rasa_server.nlu.blender import IntentBlender
 
     return {**IntentBlender.get_default_config(), **pipeline_entry("IntentBlender")}
 

@@ -1,13 +1,13 @@
 """Accuracy figures on the held-out NLU test set, ours and a TF-IDF baseline."""
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 
-from bot.nlu.text import normalize
+from tuanjian.text import normalize
 
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
@@ -20,34 +20,34 @@ def is_correct(gold: str, predicted: str) -> bool:
     return predicted == gold
 
 
-def scores(gold: Sequence[str], predicted: Sequence[str]) -> Dict[str, object]:
+def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, object]:
     # For F1 a fallback on out_of_scope counts as out_of_scope (both reject).
     folded = [
         OUT_OF_SCOPE if g == OUT_OF_SCOPE and p == FALLBACK else p
-        for g, p in zip(gold, predicted)
+        for g, p in zip(gold, predicted, strict=False)
     ]
     labels = sorted(set(gold))
     per_intent = f1_score(gold, folded, labels=labels, average=None, zero_division=0)
-    in_scope = [p for g, p in zip(gold, predicted) if g != OUT_OF_SCOPE]
-    oos = [p for g, p in zip(gold, predicted) if g == OUT_OF_SCOPE]
+    in_scope = [p for g, p in zip(gold, predicted, strict=False) if g != OUT_OF_SCOPE]
+    oos = [p for g, p in zip(gold, predicted, strict=False) if g == OUT_OF_SCOPE]
     return {
         "n": len(gold),
         "accuracy": sum(map(is_correct, gold, predicted)) / len(gold),
         "macro_f1": float(f1_score(gold, folded, labels=labels, average="macro", zero_division=0)),
-        "per_intent_f1": dict(zip(labels, map(float, per_intent))),
+        "per_intent_f1": dict(zip(labels, map(float, per_intent), strict=False)),
         "oos_rejection": sum(p in (OUT_OF_SCOPE, FALLBACK) for p in oos) / max(len(oos), 1),
         "in_scope_fallback": sum(p == FALLBACK for p in in_scope) / max(len(in_scope), 1),
         "errors": [
-            (g, p) for g, p in zip(gold, predicted) if not is_correct(g, p)
+            (g, p) for g, p in zip(gold, predicted, strict=False) if not is_correct(g, p)
         ],
     }
 
 
 def errors_by_file(files: Sequence[str], gold: Sequence[str],
-                   predictions: Dict[str, Sequence[str]]) -> Dict[str, Dict[str, int]]:
+                   predictions: dict[str, Sequence[str]]) -> dict[str, dict[str, int]]:
     """Per test-set file: its size and each model's errors, so every author's
     batch can be read on its own."""
-    out: Dict[str, Dict[str, int]] = {}
+    out: dict[str, dict[str, int]] = {}
     for name in dict.fromkeys(files):
         rows = [i for i, f in enumerate(files) if f == name]
         out[name] = {"n": len(rows), **{
@@ -59,8 +59,8 @@ def errors_by_file(files: Sequence[str], gold: Sequence[str],
 UNKNOWN = "unknown"  # the `kind` of an out_of_scope test message the FAQ does not answer
 
 
-def file_figures(gold: Sequence[str], predicted: Sequence[str], kinds: Sequence[Optional[str]],
-                 offered: Sequence[Sequence[str]]) -> Dict[str, object]:
+def file_figures(gold: Sequence[str], predicted: Sequence[str], kinds: Sequence[str | None],
+                 offered: Sequence[Sequence[str]]) -> dict[str, object]:
     """The figures issue #15 sets targets on, for one batch of messages.
 
     `offered[i]`: the intents whose buttons a fallback on message i shows
@@ -70,7 +70,7 @@ def file_figures(gold: Sequence[str], predicted: Sequence[str], kinds: Sequence[
     oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
     unknown = [i for i in oos if kinds[i] == UNKNOWN]
 
-    def share(rows: List[int], ok) -> Optional[float]:
+    def share(rows: list[int], ok) -> float | None:
         return sum(1 for i in rows if ok(i)) / len(rows) if rows else None
 
     def rejected(i: int) -> bool:
@@ -88,8 +88,8 @@ def file_figures(gold: Sequence[str], predicted: Sequence[str], kinds: Sequence[
 
 
 def with_fallback(
-    rankings: List[List[Tuple[str, float]]], threshold: float, ambiguity: float
-) -> List[str]:
+    rankings: list[list[tuple[str, float]]], threshold: float, ambiguity: float
+) -> list[str]:
     """Re-apply Rasa's FallbackClassifier rule to raw classifier rankings."""
     out = []
     for ranking in rankings:
@@ -100,7 +100,7 @@ def with_fallback(
 
 def tfidf_baseline(
     train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str]
-) -> List[str]:
+) -> list[str]:
     """Character 1-3-gram TF-IDF + logistic regression on normalised text."""
     model = make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
@@ -110,5 +110,5 @@ def tfidf_baseline(
     return list(model.predict([normalize(t) for t in test_texts]))
 
 
-def confusions(errors: List[Tuple[str, str]], top: int = 10) -> List[Tuple[Tuple[str, str], int]]:
+def confusions(errors: list[tuple[str, str]], top: int = 10) -> list[tuple[tuple[str, str], int]]:
     return Counter(errors).most_common(top)

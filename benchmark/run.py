@@ -11,20 +11,21 @@ import logging
 import math
 import os
 import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any
 
 import aiohttp
 import psutil
 
 from benchmark import ROOT, TEST_FILES, nlu_eval, pipeline_entry
-from bot.local_servers import RunningAssistant, answers_greeting, running_assistant
+from benchmark.local_servers import RunningAssistant, answers_greeting, running_assistant
+from tuanjian import settings
 
-MODEL = ROOT / "models" / "tuanjian.tar.gz"
-TRAIN_TIME = ROOT / "models" / "tuanjian.train-seconds"
+MODEL = settings.MODEL_PATH
+TRAIN_TIME = settings.MODEL_DIR / f"{settings.MODEL_NAME}.train-seconds"
 WECHAT_TOKEN = "benchmark-token"
 
 
@@ -37,12 +38,12 @@ def ms(values: Sequence[float]) -> str:
     return f"p50 {percentile(values, .5) * 1000:.1f} ms, p95 {percentile(values, .95) * 1000:.1f} ms"
 
 
-def train(force: bool) -> Dict[str, object]:
+def train(force: bool) -> dict[str, Any]:
     before = MODEL.stat().st_mtime if MODEL.exists() else None
     started = time.perf_counter()
     subprocess.run(
-        ["rasa", "train", "--domain", "domain", "--data", "data", "--config", "config.yml",
-         "--out", "models", "--fixed-model-name", "tuanjian", "--quiet",
+        # The one train command, scripts/common.sh's, that the README's two commands use.
+        ["bash", "-c", 'source scripts/common.sh && train_if_needed "$@"', "train",
          *(["--force"] if force else [])],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )
@@ -66,22 +67,22 @@ def load_examples(path: Path):
     return [m.get("text") for m in examples], [m.get("intent") for m in examples], kinds
 
 
-def offered_intents(rankings: List[List[Tuple[str, float]]]) -> List[List[str]]:
+def offered_intents(rankings: list[list[tuple[str, float]]]) -> list[list[str]]:
     """What action_suggest_faqs would offer as buttons for each ranking."""
     from rasa.shared.core.domain import Domain
 
     from actions.fallback import likely_topics
 
-    domain = Domain.load(str(ROOT / "domain")).as_dict()
+    domain = Domain.load(str(settings.DOMAIN_DIR)).as_dict()
     return [likely_topics([{"name": name} for name, _ in ranking], domain) for ranking in rankings]
 
 
-def fallback_settings() -> Dict[str, float]:
+def fallback_settings() -> dict[str, float]:
     item = pipeline_entry("FallbackClassifier")
     return {"threshold": item["threshold"], "ambiguity": item.get("ambiguity_threshold", 0.1)}
 
 
-async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
+async def evaluate_in_process(texts: list[str]) -> dict[str, Any]:
     from rasa.core.agent import Agent
     from rasa.utils.common import configure_logging_and_warnings
     from rasa.utils.log_utils import configure_structlog
@@ -105,12 +106,12 @@ async def evaluate_in_process(texts: List[str]) -> Dict[str, object]:
             "rankings": rankings, "latencies": latencies}
 
 
-def rss_mb(assistant: RunningAssistant) -> Dict[str, float]:
+def rss_mb(assistant: RunningAssistant) -> dict[str, float]:
     return {name: psutil.Process(pid).memory_info().rss / 2**20
             for name, pid in (("rasa", assistant.rasa_pid), ("actions", assistant.actions_pid))}
 
 
-async def sender(session, url: str, texts: List[str], latencies: List[float]) -> None:
+async def sender(session, url: str, texts: list[str], latencies: list[float]) -> None:
     sender_id = uuid.uuid4().hex
     for text in texts:
         t0 = time.perf_counter()
@@ -120,8 +121,8 @@ async def sender(session, url: str, texts: List[str], latencies: List[float]) ->
         latencies.append(time.perf_counter() - t0)
 
 
-async def load_test(url: str, texts: List[str], senders: int, per_sender: int) -> Dict[str, object]:
-    latencies: List[float] = []
+async def load_test(url: str, texts: list[str], senders: int, per_sender: int) -> dict[str, Any]:
+    latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
         await asyncio.gather(*(
@@ -131,17 +132,17 @@ async def load_test(url: str, texts: List[str], senders: int, per_sender: int) -
     return {"latencies": latencies, "per_second": len(latencies) / wall}
 
 
-async def short_conversations(url: str, texts: List[str], conversations: int, turns: int) -> List[float]:
+async def short_conversations(url: str, texts: list[str], conversations: int, turns: int) -> list[float]:
     """A member's chat is a handful of turns: one sender after another, each new."""
-    latencies: List[float] = []
+    latencies: list[float] = []
     for i in range(conversations):
         latencies += (await load_test(url, texts[i * turns:], 1, turns))["latencies"]
     return latencies
 
 
-async def verified_status_latencies(url: str, turns: int) -> List[float]:
+async def verified_status_latencies(url: str, turns: int) -> list[float]:
     """A verified demo member asks for their own request again and again."""
-    latencies: List[float] = []
+    latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
         sender_id = uuid.uuid4().hex
         for message in ("帮我查一下我的转接进度", "2019001", "1234"):
@@ -156,7 +157,7 @@ async def verified_status_latencies(url: str, turns: int) -> List[float]:
     return latencies
 
 
-def wechat_request(text: str, openid: str) -> Dict[str, object]:
+def wechat_request(text: str, openid: str) -> dict[str, Any]:
     """A signed plain-mode text message, as WeChat posts it."""
     from wechatpy.utils import WeChatSigner
 
@@ -171,10 +172,10 @@ def wechat_request(text: str, openid: str) -> Dict[str, object]:
             "data": body.encode("utf-8")}
 
 
-async def wechat_latencies(base: str, texts: List[str], turns: int) -> List[float]:
+async def wechat_latencies(base: str, texts: list[str], turns: int) -> list[float]:
     """POST to passive reply on the WeChat webhook, one sender, FAQ messages."""
     url = f"{base}/webhooks/wechat/webhook"
-    latencies: List[float] = []
+    latencies: list[float] = []
     openid = "o" + uuid.uuid4().hex
     async with aiohttp.ClientSession() as session:
         for i in range(turns):
@@ -187,7 +188,7 @@ async def wechat_latencies(base: str, texts: List[str], turns: int) -> List[floa
     return latencies
 
 
-async def rest_figures(texts: List[str], gold: List[str]) -> Dict[str, object]:
+async def rest_figures(texts: list[str], gold: list[str]) -> dict[str, Any]:
     # The tracker store scripts/run.sh uses (endpoints.yml): Rasa's SQL store on
     # SQLite; every turn reads the conversation so far and writes the new events.
     with running_assistant(answers_greeting, rasa_env={"WECHAT_TOKEN": WECHAT_TOKEN},
@@ -198,17 +199,17 @@ async def rest_figures(texts: List[str], gold: List[str]) -> Dict[str, object]:
         short = await short_conversations(url, texts, 20, 10)
         twenty = await load_test(url, texts, 20, 30)
         status = await verified_status_latencies(url, 100)
-        faqs = [t for t, g in zip(texts, gold) if g.startswith("faq_")]
+        faqs = [t for t, g in zip(texts, gold, strict=False) if g.startswith("faq_")]
         wechat = await wechat_latencies(assistant.base, faqs, 100)
         return {"one": one, "short": short, "twenty": twenty, "status": status, "wechat": wechat,
                 "rss_mb": rss_mb(assistant)}
 
 
-def report(args) -> Dict[str, object]:
-    out: Dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M")}
+def report(args) -> dict[str, Any]:
+    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M")}
     training = train(args.force_train)
     out["training"] = training
-    train_texts, train_labels, _ = load_examples(ROOT / "data" / "nlu")
+    train_texts, train_labels, _ = load_examples(settings.NLU_DATA_DIR)
     texts, gold, kinds, files = [], [], [], []
     for path in TEST_FILES:
         file_texts, file_gold, file_kinds = load_examples(path)
@@ -217,8 +218,7 @@ def report(args) -> Dict[str, object]:
         kinds += file_kinds
         files += [path.name] * len(file_texts)
     ours = asyncio.run(evaluate_in_process(texts))
-    settings = fallback_settings()
-    out["fallback"] = settings
+    out["fallback"] = fallback_settings()
     out["ours"] = nlu_eval.scores(gold, ours["predicted"])
     out["ours_no_fallback"] = nlu_eval.scores(gold, [r[0][0] for r in ours["rankings"]])
     baseline = nlu_eval.tfidf_baseline(train_texts, train_labels, texts)
@@ -229,7 +229,7 @@ def report(args) -> Dict[str, object]:
     groups = {name: [i for i, f in enumerate(files) if f == name] for name in dict.fromkeys(files)}
     groups["all files"] = list(range(len(files)))
 
-    def pick(column: Sequence, rows: List[int]) -> List:
+    def pick(column: Sequence, rows: list[int]) -> list:
         return [column[i] for i in rows]
 
     # The baseline never falls back: for it answered-or-offered is in-scope accuracy.
@@ -249,7 +249,7 @@ def report(args) -> Dict[str, object]:
     return out
 
 
-def print_report(r: Dict[str, object]) -> None:
+def print_report(r: dict[str, Any]) -> None:
     ours, base, raw = r["ours"], r["baseline"], r["ours_no_fallback"]
     t = r["training"]
     names = ", ".join(r["errors_by_file"])
@@ -288,7 +288,9 @@ def print_report(r: Dict[str, object]) -> None:
         print("REST figures on Rasa's SQL tracker store (SQLite), as endpoints.yml has it:")
         print(f"REST turn, 1 sender      {ms(rest['one']['latencies'])} (one 200-turn conversation)")
         print(f"REST turn, 1 sender      {ms(rest['short'])} (20 conversations of 10 turns, one after another)")
-        print(f"REST turn, 20 senders    {ms(rest['twenty']['latencies'])}, {rest['twenty']['per_second']:.1f} messages/s (30 turns each)")
+        twenty = rest["twenty"]
+        print(f"REST turn, 20 senders    {ms(twenty['latencies'])}, "
+              f"{twenty['per_second']:.1f} messages/s (30 turns each)")
         print(f"REST own status, verified member, 1 sender  {ms(rest['status'])}")
         print(f"WeChat FAQ, POST to passive reply, 1 sender  {ms(rest['wechat'])}")
         print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))
@@ -310,4 +312,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

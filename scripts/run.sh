@@ -10,7 +10,7 @@ source scripts/common.sh
 train_if_needed
 # The embedded SQLite database (var/tuanjian.db) gets its schema from the
 # migrations and the demo data on first run; TUANJIAN_DATABASE_URL points elsewhere.
-python -m bot.backend.demo
+python -m tuanjian.backend.demo
 
 # Secrets the embedded default needs, generated for this run when not set
 # (README, "Security"): the action server's shared secret, the key that
@@ -42,7 +42,7 @@ if [ -n "${TUANJIAN_CORS_ORIGINS:-}" ]; then
 fi
 
 mkdir -p var
-python -m bot.action_server --port 5055 > var/actions.log 2>&1 &
+python -m actions.server --port 5055 > var/actions.log 2>&1 &
 ACTIONS_PID=$!
 rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
   --port 5005 "${server_args[@]}" > var/rasa.log 2>&1 &
@@ -52,8 +52,8 @@ echo "Logs: var/rasa.log, var/actions.log"
 # Waits for the server and prints the chat page's address; in a terminal it
 # also chats there over REST (/stop to quit).
 if [ -t 0 ]; then
-  python -m bot.channels.web --server http://localhost:5005 --chat
+  python -m tuanjian.rasa_server.channels.web --server http://localhost:5005 --chat
 else
-  python -m bot.channels.web --server http://localhost:5005
+  python -m tuanjian.rasa_server.channels.web --server http://localhost:5005
   wait $SERVER_PID
 fi

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Every test: data validation, unit tests, and conversation tests on a trained model.
+# Every test: lint and type gate, data validation, unit tests, and conversation tests on a trained model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/common.sh
+
+echo "== lint and types (ruff, mypy; settings in pyproject.toml)"
+ruff check .
+mypy
 
 echo "== rasa data validate"
 rasa data validate --domain domain --data data --config config.yml --quiet

@@ -5,12 +5,13 @@ reachable. Each database gets its schema from the Alembic migration once per
 session; each test runs inside a transaction that is rolled back at the end,
 and every service operation works in a SAVEPOINT inside it.
 """
+import functools
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy
@@ -19,11 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.backend import db
-from bot.backend.demo import load_demo
-from bot.backend.service import TransferService
+from tuanjian import settings
+from tuanjian.backend import db
+from tuanjian.backend.demo import load_demo
+from tuanjian.backend.service import TransferService
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = settings.ROOT
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The verification throttle's digest key (scripts/run.sh generates one for the embedded default).
 os.environ.setdefault("TUANJIAN_THROTTLE_KEY", "test-throttle-key")
@@ -39,34 +41,33 @@ def domain_dict():
     """The domain as the action server receives it from Rasa."""
     from rasa.shared.core.domain import Domain
 
-    return Domain.load(str(ROOT / "domain")).as_dict()
+    return Domain.load(str(settings.DOMAIN_DIR)).as_dict()
 
 
 @pytest.fixture(scope="session")
 def seed_text() -> str:
-    return (ROOT / "docs" / "source" / "000_b81276723549ac76.txt").read_text("utf-8")
+    return settings.SEED_FAQ.read_text("utf-8")
 
 POSTGRES_URL = os.environ.get("TUANJIAN_TEST_POSTGRES_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("TUANJIAN_REQUIRE_POSTGRES") == "1"
 SQLALCHEMY_2 = int(sqlalchemy.__version__.split(".")[0]) >= 2
 NOW = datetime(2024, 6, 15, 8, 30, tzinfo=timezone.utc)
 
-_postgres_problem = []  # why PostgreSQL was left out, for the summary line
+_postgres_problem: list[str] = []  # why PostgreSQL was left out, for the summary line
 
 
+@functools.cache
 def _postgres_reachable() -> bool:
-    if not hasattr(_postgres_reachable, "result"):
-        engine = db.make_engine(POSTGRES_URL)
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            _postgres_reachable.result = True
-        except OperationalError as exc:
-            _postgres_problem.append(str(exc.orig).strip().splitlines()[0])
-            _postgres_reachable.result = False
-        finally:
-            engine.dispose()
-    return _postgres_reachable.result
+    engine = db.make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except OperationalError as exc:
+        _postgres_problem.append(str(exc.orig).strip().splitlines()[0])
+        return False
+    finally:
+        engine.dispose()
 
 
 def pytest_generate_tests(metafunc):

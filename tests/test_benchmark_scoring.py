@@ -1,10 +1,10 @@
 """How the benchmark counts: the figures the issue's targets are read from."""
-import pytest
-from aiohttp import web
-from aiohttp import test_utils
+from typing import Any
 
-from benchmark.nlu_eval import (FALLBACK, errors_by_file, is_correct, scores, tfidf_baseline,
-                                with_fallback)
+import pytest
+from aiohttp import test_utils, web
+
+from benchmark.nlu_eval import FALLBACK, errors_by_file, is_correct, scores, tfidf_baseline, with_fallback
 from benchmark.run import percentile, short_conversations
 
 
@@ -23,7 +23,7 @@ def test_a_fallback_is_right_only_for_out_of_scope(gold, predicted, correct):
 def test_scores_count_rejection_and_in_scope_fallback_separately():
     gold = ["greet", "greet", "thank", "out_of_scope", "out_of_scope"]
     predicted = ["greet", FALLBACK, "greet", FALLBACK, "thank"]
-    result = scores(gold, predicted)
+    result: dict[str, Any] = scores(gold, predicted)
     assert result["accuracy"] == pytest.approx(2 / 5)
     assert result["oos_rejection"] == pytest.approx(1 / 2)
     assert result["in_scope_fallback"] == pytest.approx(1 / 3)

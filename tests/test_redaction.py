@@ -1,7 +1,7 @@
 """What of a verification turn may be stored."""
 from rasa.shared.core.events import ActiveLoop, UserUttered
 
-from bot.redaction import mask_credentials, redact_events, verification_turns
+from tuanjian.redaction import mask_credentials, redact_events, verification_turns
 
 
 def user(text, intent="inform", entities=()):
@@ -35,12 +35,13 @@ def test_a_credential_slot_is_masked_anywhere():
 
 
 def test_the_tracker_store_writes_the_masked_turn(tmp_path):
+    import asyncio
+    import sqlite3
+
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot.tracker_store import RedactingSQLTrackerStore
-    import asyncio
-    import sqlite3
+    from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
 
     store = RedactingSQLTrackerStore(domain=Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
     tracker = DialogueStateTracker.from_events("rest:x", [ActiveLoop("verification_form")])

@@ -1,24 +1,23 @@
 """The training and test data meet the project's contract."""
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
 from rasa.shared.nlu.training_data.loading import load_data
 
 from benchmark import TEST_FILES
-from bot.nlu.text import normalize
+from tuanjian.settings import DOMAIN_DIR, NLU_DATA_DIR, SOURCE_DIR
+from tuanjian.text import normalize
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = (ROOT / "docs" / "source" / "intents.md").read_text("utf-8")
+SPEC = (SOURCE_DIR / "intents.md").read_text("utf-8")
 CONTRACT_INTENTS = sorted(set(re.findall(r"`([a-z_]+)`", SPEC)) - {"nlu_fallback"})
 FAQ_INTENTS = [i for i in CONTRACT_INTENTS if i.startswith("faq_")]
 
 
 @pytest.fixture(scope="module")
 def training():
-    return load_data(str(ROOT / "data" / "nlu"))
+    return load_data(str(NLU_DATA_DIR))
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def test_contract_lists_all_intents():
 
 
 def test_domain_declares_every_contract_intent():
-    domain = yaml.safe_load((ROOT / "domain" / "core.yml").read_text("utf-8"))
+    domain = yaml.safe_load((DOMAIN_DIR / "core.yml").read_text("utf-8"))
     assert set(CONTRACT_INTENTS) <= set(domain["intents"])
 
 
@@ -69,7 +68,7 @@ def test_test_set_is_disjoint_from_training(training, test_set):
 
 
 def test_no_example_has_two_intents(training):
-    seen = {}
+    seen: dict[str, str] = {}
     clashes = []
     for message in training.intent_examples:
         key = normalize(message.get("text"))

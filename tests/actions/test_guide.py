@@ -1,13 +1,14 @@
 """The destination guide's form validation and recommendation."""
 import datetime
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.backend.verification import Conversation, VerificationService
 from actions.guide import ActionRecommendDestination, ValidateDestinationForm, facts_from_message
-from bot.guide.table import load_table
+from tuanjian.backend.guide.table import load_table
+from tuanjian.backend.verification import Conversation, VerificationService
 
 TABLE = load_table()
 
@@ -37,7 +38,8 @@ class NoBackend:
 def validate(domain_dict):
     async def run(latest, service=None, verifications=None, today=datetime.date(2026, 11, 27), **slots):
         dispatcher = CollectingDispatcher()
-        action = ValidateDestinationForm(service or NoBackend(), verifications or NoBackend(),
+        no_backend: Any = NoBackend()
+        action = ValidateDestinationForm(service or no_backend, verifications or no_backend,
                                          today=lambda: today)
         events = await action.run(dispatcher, tracker(latest, **slots), domain_dict)
         return [m["response"] for m in dispatcher.messages], slots_of(events)

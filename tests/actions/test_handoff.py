@@ -5,8 +5,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionSuggestFaqs
 from actions.handoff import ActionHandoffPending, ActionOpenTicket, ActionRateAnswer
-from bot.backend.tickets import TicketService
-from bot.backend.verification import Conversation, VerificationService
+from tuanjian.backend.tickets import TicketService
+from tuanjian.backend.verification import Conversation, VerificationService
 
 SENDER = "web:1"
 
@@ -84,7 +84,8 @@ async def test_after_staff_closed_the_assistant_resumes(tickets, verifications, 
 async def test_second_fallback_in_a_row_hands_over(tickets, verifications, domain_dict):
     events = [user("嗯那个啥", "nlu_fallback"), bot("您是不是想问："), user("就是那个东西", "nlu_fallback")]
     dispatcher = CollectingDispatcher()
-    result = await ActionSuggestFaqs(tickets, verifications).run(dispatcher, tracker(events, "nlu_fallback", "就是那个东西"),
+    action = ActionSuggestFaqs(tickets, verifications)
+    result = await action.run(dispatcher, tracker(events, "nlu_fallback", "就是那个东西"),
                                                  domain_dict)
     ticket = slots_of(result)["handoff_ticket"]
     assert tickets.get(ticket)["reason"] == "fallbacks"
@@ -94,7 +95,8 @@ async def test_second_fallback_in_a_row_hands_over(tickets, verifications, domai
 async def test_one_fallback_only_suggests(tickets, verifications, domain_dict):
     events = [user("你好", "greet"), bot("您好"), user("就是那个东西", "nlu_fallback")]
     dispatcher = CollectingDispatcher()
-    result = await ActionSuggestFaqs(tickets, verifications).run(dispatcher, tracker(events, "nlu_fallback", "就是那个东西"),
+    action = ActionSuggestFaqs(tickets, verifications)
+    result = await action.run(dispatcher, tracker(events, "nlu_fallback", "就是那个东西"),
                                                  domain_dict)
     assert result == [] and dispatcher.messages[0]["response"] == "utter_did_you_mean"
     assert tickets.open_ticket_of("web", SENDER) is None
@@ -104,10 +106,10 @@ async def test_one_fallback_only_suggests(tickets, verifications, domain_dict):
 async def test_ratings_are_stored_with_the_faq(tickets, verifications, domain_dict, sessions, rating, response):
     from sqlalchemy import select
 
-    from bot.backend.models import Rating
+    from tuanjian.backend.models import Rating
 
     events = [user("15天没人审会自动通过吗", "faq_auto_approval"),
-              {"event": "action", "name": "utter_faq_auto_approval"}, user(f"/rate_answer", "rate_answer")]
+              {"event": "action", "name": "utter_faq_auto_approval"}, user("/rate_answer", "rate_answer")]
     dispatcher = CollectingDispatcher()
     await ActionRateAnswer(tickets, verifications).run(
         dispatcher, tracker(events, "rate_answer", entities={"rating": rating}), domain_dict)

@@ -11,9 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import OperationalError
 
 from actions.status import ActionStatusFollowup, ActionTransferStatus, ActionUnbind, ValidateVerificationForm
-from bot.redaction import parse_credentials
-from bot.backend.demo import BEIJING_BRANCH, COMPANY_BRANCH, COMPANY_COMMITTEE, STREET_BRANCH
-from bot.backend.verification import Conversation, VerificationService
+from tuanjian.backend.demo import BEIJING_BRANCH, COMPANY_BRANCH, COMPANY_COMMITTEE, STREET_BRANCH
+from tuanjian.backend.verification import Conversation, VerificationService
+from tuanjian.redaction import parse_credentials
 
 DIGITS = {"2019001": "1234", "2019002": "5678", "2019003": "2468", "2019004": "1357",
           "2019005": "9753", "2019006": "8642", "2019007": "1122"}

@@ -6,10 +6,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.backend import db
-from bot.backend.models import Base, ChannelBinding, Member
-from bot.backend.rules import DomainError
-from bot.backend.verification import VerificationService
+from tuanjian.backend import db
+from tuanjian.backend.models import Base, ChannelBinding, Member
+from tuanjian.backend.rules import DomainError
+from tuanjian.backend.verification import VerificationService
 
 pytestmark = pytest.mark.usefixtures("demo")
 

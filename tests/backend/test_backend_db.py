@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -12,10 +11,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from bot.backend import db
-from bot.backend.models import Base, Member, Organisation, TransferEvent, TransferRequest
+from tuanjian import settings
+from tuanjian.backend import db
+from tuanjian.backend.models import Base, Member, Organisation, TransferEvent, TransferRequest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = settings.ROOT
 
 
 def test_migration_matches_the_models(connection):
@@ -49,19 +49,20 @@ def test_naive_timestamps_are_refused_and_aware_ones_round_trip(sessions, demo):
 
 
 def test_url_from_environment_or_default(monkeypatch, tmp_path):
-    monkeypatch.setenv(db.URL_ENV, "postgresql+psycopg2://127.0.0.1:5432/test")
-    assert db.database_url() == "postgresql+psycopg2://127.0.0.1:5432/test"
+    monkeypatch.setenv(settings.DATABASE_URL, "postgresql+psycopg2://127.0.0.1:5432/test")
+    assert settings.database_url() == "postgresql+psycopg2://127.0.0.1:5432/test"
     engine = db.make_engine()
     assert engine.dialect.name == "postgresql"
-    assert db.DEFAULT_SQLITE_PATH == ROOT / "var" / "tuanjian.db"
-    monkeypatch.delenv(db.URL_ENV)
-    monkeypatch.setattr(db, "DEFAULT_SQLITE_PATH", tmp_path / "var" / "tuanjian.db")
-    assert db.database_url() == f"sqlite:///{tmp_path / 'var' / 'tuanjian.db'}"
+    assert settings.DEFAULT_DATABASE_PATH == ROOT / "var" / "tuanjian.db"
+    monkeypatch.delenv(settings.DATABASE_URL)
+    monkeypatch.setattr(settings, "DEFAULT_DATABASE_PATH", tmp_path / "var" / "tuanjian.db")
+    assert settings.database_url() == f"sqlite:///{tmp_path / 'var' / 'tuanjian.db'}"
     assert (tmp_path / "var").is_dir()
 
 
 def test_no_engine_at_import_time():
-    code = ("import bot.backend.service, bot.backend.demo, bot.backend.models; from bot.backend import db; "
+    code = ("import tuanjian.backend.service, tuanjian.backend.demo, tuanjian.backend.models; "
+            "from tuanjian.backend import db; "
             "assert db._engine is None and db._sessionmaker is None")
     env = dict(os.environ, TUANJIAN_DATABASE_URL="postgresql+psycopg2://127.0.0.1:1/nowhere")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.backend.demo import load_demo_if_empty
-from bot.backend.models import Member, Organisation
-from bot.backend.rules import LEVELS
+from tuanjian.backend.demo import load_demo_if_empty
+from tuanjian.backend.models import Member, Organisation
+from tuanjian.backend.rules import LEVELS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_demo_loads_once_and_matches_the_contract(sessions, clock):
 def test_cli_resets_and_loads_only_when_empty(tmp_path):
     env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}")
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "bot.backend.demo", *args], cwd=ROOT, env=env,
+        return subprocess.run([sys.executable, "-m", "tuanjian.backend.demo", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, check=True).stdout
     assert "demo data loaded" in run()
     assert "left as it is" in run()

@@ -1,11 +1,10 @@
 """The pure approval-chain rules (FAQ 4, 17), without a database."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Optional
 
 import pytest
 
-from bot.backend.rules import APPROVAL_PERIOD, can_withdraw, chain_state, mask_name, member_actions
+from tuanjian.backend.rules import APPROVAL_PERIOD, can_withdraw, chain_state, mask_name, member_actions
 
 NOW = datetime(2024, 6, 15, 8, 30, tzinfo=timezone.utc)
 
@@ -14,9 +13,9 @@ NOW = datetime(2024, 6, 15, 8, 30, tzinfo=timezone.utc)
 class Step:
     position: int
     organisation_id: int
-    received_at: Optional[datetime] = None
-    decided_at: Optional[datetime] = None
-    decision: Optional[str] = None
+    received_at: datetime | None = None
+    decided_at: datetime | None = None
+    decision: str | None = None
 
 
 def four_steps(first_received: datetime):
@@ -28,6 +27,7 @@ def test_one_second_before_the_deadline_the_step_is_pending_with_one_day_left():
     assert chain.current_position == 1
     assert chain.steps[0].decision == "pending"
     assert chain.days_left == 1
+    assert chain.current is not None
     assert chain.current.deadline == NOW + timedelta(seconds=1)
 
 
@@ -36,6 +36,7 @@ def test_at_exactly_fifteen_days_the_step_is_approved_by_default_and_the_next_re
     assert chain.steps[0].decision == "default_approved"
     assert chain.steps[0].decided_at == NOW
     assert chain.current_position == 2
+    assert chain.current is not None
     assert chain.current.received_at == NOW
     assert chain.days_left == 15
 
@@ -45,6 +46,7 @@ def test_two_default_approvals_in_a_row():
     chain = chain_state(four_steps(received), NOW)
     assert [s.decision for s in chain.steps] == ["default_approved", "default_approved", "pending", None]
     assert chain.steps[1].received_at == received + APPROVAL_PERIOD
+    assert chain.current is not None
     assert chain.current.received_at == received + 2 * APPROVAL_PERIOD
     assert chain.days_left == 14
 
@@ -55,6 +57,7 @@ def test_explicit_approval_starts_the_next_period_at_the_decision():
     steps[1].decision, steps[1].decided_at = "approved", NOW - timedelta(days=4)
     chain = chain_state(steps, NOW)
     assert chain.current_position == 3
+    assert chain.current is not None
     assert chain.current.received_at == NOW - timedelta(days=4)
     assert chain.days_left == 11
     assert chain.steps[3].received_at is None

@@ -4,11 +4,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.backend.demo import (
-    BEIJING_BRANCH, BRANCH_1, BRANCH_2, COMPANY_BRANCH, COMPANY_COMMITTEE, STREET_BRANCH,
+from tuanjian.backend.demo import (
+    BEIJING_BRANCH,
+    BRANCH_1,
+    BRANCH_2,
+    COMPANY_BRANCH,
+    COMPANY_COMMITTEE,
+    STREET_BRANCH,
 )
-from bot.backend.models import ApprovalStep, Member, Organisation, TransferEvent, TransferRequest
-from bot.backend.rules import DomainError
+from tuanjian.backend.models import ApprovalStep, Member, Organisation, TransferEvent, TransferRequest
+from tuanjian.backend.rules import DomainError
 
 GENERAL_BRANCH = "南京示范大学计算机学院团总支"
 UNIVERSITY = "南京示范大学团委"

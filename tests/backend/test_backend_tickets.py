@@ -5,10 +5,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.backend import db, tickets as tickets_module
-from bot.backend.models import Rating, Ticket, TicketMessage
-from bot.backend.rules import DomainError
-from bot.backend.tickets import MAX_REPLY_CHARS, TicketService
+from tuanjian.backend import db
+from tuanjian.backend import tickets as tickets_module
+from tuanjian.backend.models import Rating, Ticket, TicketMessage
+from tuanjian.backend.rules import DomainError
+from tuanjian.backend.tickets import MAX_REPLY_CHARS, TicketService
 
 SENDER = "web-3f2a9c"
 TRANSCRIPT = [

@@ -6,13 +6,20 @@ from alembic import command
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from bot.backend import db
-from bot.backend.models import ClosedConversation, Member, Verification, VerificationThrottle
-from bot.backend.rules import DomainError
-from bot.channels import web_session
-from bot.backend.verification import (
-    CLOSED_KEPT, IDLE_TIMEOUT, LIMITS, Conversation, ThrottleState, VerificationService, after_failure, minutes_locked,
+from tuanjian.backend import db
+from tuanjian.backend.models import ClosedConversation, Member, Verification, VerificationThrottle
+from tuanjian.backend.rules import DomainError
+from tuanjian.backend.verification import (
+    CLOSED_KEPT,
+    IDLE_TIMEOUT,
+    LIMITS,
+    Conversation,
+    ThrottleState,
+    VerificationService,
+    after_failure,
+    minutes_locked,
 )
+from tuanjian.rasa_server.channels import web_session
 
 pytestmark = pytest.mark.usefixtures("demo")
 

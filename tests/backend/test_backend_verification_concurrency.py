@@ -7,12 +7,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from bot.backend.demo import load_demo
-from bot.backend.models import VerificationThrottle
-from bot.backend.verification import Conversation, VerificationService
 from tests.conftest import (
-    NOW, POSTGRES_URL, REQUIRE_POSTGRES, FakeClock, _postgres_reachable, fresh_postgres_schema,
+    NOW,
+    POSTGRES_URL,
+    REQUIRE_POSTGRES,
+    FakeClock,
+    _postgres_reachable,
+    fresh_postgres_schema,
 )
+from tuanjian.backend.demo import load_demo
+from tuanjian.backend.models import VerificationThrottle
+from tuanjian.backend.verification import Conversation, VerificationService
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ when the browser tests are done, before the integration tests start theirs.
 import pytest
 import requests
 
-from bot.local_servers import running_assistant
+from benchmark.local_servers import running_assistant
 
 CREDENTIALS = """\
-bot.channels.rest.RestInput:
-bot.channels.web.WebChatInput:
-bot.channels.staff.StaffInput:
+tuanjian.rasa_server.channels.rest.RestInput:
+tuanjian.rasa_server.channels.web.WebChatInput:
+tuanjian.rasa_server.channels.staff.StaffInput:
 """
 
 

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from bot.channels.web import CONTENT_TYPES, STATIC_DIR, WebChatInput, servable_files
+from tuanjian.rasa_server.channels.static_pages import CONTENT_TYPES, servable_files
+from tuanjian.rasa_server.channels.web import STATIC_DIR, WebChatInput
 
 PAGE = "/webhooks/web/"
 
@@ -38,7 +39,7 @@ def test_servable_files_are_the_flat_known_files_only(tmp_path):
 def test_channel_is_named_web_and_needs_no_credentials():
     channel = WebChatInput.from_credentials(None)
     assert channel.name() == "web" and channel.url_prefix() == "web"
-    assert {"index.html", "chat.css", "chat.js"} <= set(servable_files())
+    assert {"index.html", "chat.css", "chat.js"} <= set(servable_files(STATIC_DIR))
 
 
 def test_page_is_served_with_its_type_and_csp(server):

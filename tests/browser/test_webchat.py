@@ -7,6 +7,7 @@ scripts/browser_deps.sh installs Debian's package, and a missing
 /usr/bin/chromium fails this test rather than skipping it.
 """
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,9 +67,15 @@ class Watch:
     """Every request, console error and page error of a page, for checks at the end."""
 
     def __init__(self, page):
-        self.requests, self.errors = [], []
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error":
+                self.errors.append(msg.text)
+
         page.on("request", lambda request: self.requests.append(request.url))
-        page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        page.on("console", on_console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def webhook_calls(self):

@@ -3,6 +3,7 @@ WeChat API (token and customer-service messages) at the HTTP boundary."""
 import asyncio
 import socket
 import time
+from typing import Any, cast
 
 import pytest
 from aiohttp import ClientSession, web
@@ -27,7 +28,7 @@ class FakeWeChatAPI:
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/cgi-bin/"
+        self.base_url = f"http://127.0.0.1:{cast(Any, site._server).sockets[0].getsockname()[1]}/cgi-bin/"
 
     async def token(self, request):
         self.token_requests.append(dict(request.query))

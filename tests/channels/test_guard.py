@@ -2,8 +2,8 @@
 import ipaddress
 from types import SimpleNamespace
 
-from bot.channels.guard import MessageRateLimit, client_address, client_key, is_json
-from bot.channels.web_session import WebSessions
+from tuanjian.rasa_server.channels.guard import MessageRateLimit, client_address, client_key, is_json
+from tuanjian.rasa_server.channels.web_session import WebSessions
 
 PROXY = [ipaddress.ip_network("10.0.0.0/8")]
 

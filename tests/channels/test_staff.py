@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from rasa.core.channels.channel import register
@@ -17,11 +18,11 @@ from sanic import Sanic
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from bot.backend.models import Ticket, TicketMessage
-from bot.backend.tickets import MAX_REPLY_CHARS, TicketService
-from bot.backend.verification import VerificationService
-from bot.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
-from bot.channels.web_session import WebSessions
+from tuanjian.backend.models import Ticket, TicketMessage
+from tuanjian.backend.tickets import MAX_REPLY_CHARS, TicketService
+from tuanjian.backend.verification import VerificationService
+from tuanjian.rasa_server.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
+from tuanjian.rasa_server.channels.web_session import WebSessions
 
 SESSIONS = WebSessions("web-session-secret-for-tests")
 WEB_TOKEN = SESSIONS.issue()
@@ -30,7 +31,8 @@ TOKEN = "staff-secret-0123456789"
 APP_ID = "wx0123456789abcdef"
 SECRET = "test-secret"
 OPENID = "oUser0123456789abcdefghijkl"
-WEB_SENDER = "web:" + SESSIONS.session_id(WEB_TOKEN)
+WEB_SESSION_ID = cast(str, SESSIONS.session_id(WEB_TOKEN))
+WEB_SENDER = "web:" + WEB_SESSION_ID
 WECHAT_SENDER = "wechat:" + OPENID
 QUESTION = "我的转接卡在第三步怎么办"
 TRANSCRIPT = [{"who": "member", "text": QUESTION, "at": "2024-06-15T08:29:00+00:00"},
@@ -143,8 +145,8 @@ def test_credentials_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("STAFF_API_TOKEN", "env-token")
     monkeypatch.setenv("WECHAT_APP_ID", APP_ID)
     monkeypatch.setenv("WECHAT_APP_SECRET", SECRET)
-    channel = StaffInput.from_credentials({"wechat_api_base_url": "http://127.0.0.1:9/cgi-bin/",
-                                           "domain": Domain.empty()})
+    monkeypatch.setenv("TUANJIAN_WECHAT_API_BASE_URL", "http://127.0.0.1:9/cgi-bin/")
+    channel = StaffInput.from_credentials({"domain": Domain.empty()})
     assert (channel.token, channel.app_id, channel.app_secret) == ("env-token", APP_ID, SECRET)
     assert channel.api_base_url == "http://127.0.0.1:9/cgi-bin/"
     assert StaffInput.name() == "staff" and channel.url_prefix() == "staff"
@@ -193,7 +195,7 @@ async def test_inbox_of_a_closed_session_or_an_unchecked_one_is_refused(make_cha
                                                                          sessions, clock):
     client = await serve(make_channel())
     await client.call("POST", f"/tickets/{web_ticket}/reply", {"text": "您好"})
-    VerificationService(sessions, clock).close("web", SESSIONS.session_id(WEB_TOKEN))  # "重新开始"
+    VerificationService(sessions, clock).close("web", WEB_SESSION_ID)  # "重新开始"
     status, body, _ = await client.call("GET", "/inbox", headers={"X-Chat-Session": WEB_TOKEN})
     assert status == 401 and "replies" not in body
 

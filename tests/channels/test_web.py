@@ -7,9 +7,9 @@ from rasa.core.channels.channel import register
 from sanic import Sanic
 from sqlalchemy.exc import OperationalError
 
-from bot.backend.verification import VerificationService
-from bot.channels.web import WebChatInput
-from bot.channels.web_session import WebSessions
+from tuanjian.backend.verification import VerificationService
+from tuanjian.rasa_server.channels.web import WebChatInput
+from tuanjian.rasa_server.channels.web_session import WebSessions
 
 SESSIONS = WebSessions("web-test-secret")
 

@@ -12,8 +12,9 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
-from bot.channels.wechat import MAX_BODY_BYTES, TTLStore, WeChatInput
-from bot.channels.wechat_render import MAX_TEXT_BYTES, chosen_payload, render, split_text, utf8_len
+from tuanjian.rasa_server.channels.wechat import TTLStore, WeChatInput
+from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, chosen_payload, render, split_text, utf8_len
+from tuanjian.settings import MAX_BODY_BYTES
 
 TOKEN = "test-token"
 APP_ID = "wx0123456789abcdef"

@@ -1,8 +1,8 @@
-"""Reading typed answers for the question asked (bot/guide/answers.yml)."""
+"""Reading typed answers for the question asked (tuanjian/backend/guide/answers.yml)."""
 import pytest
 
-from bot.guide.answers import DONT_KNOW, chinese_number, load_answers, over_limit_by_birth_year
-from bot.nlu.text import normalize
+from tuanjian.backend.guide.answers import DONT_KNOW, chinese_number, load_answers, over_limit_by_birth_year
+from tuanjian.text import normalize
 
 READER = load_answers()
 

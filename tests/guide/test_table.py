@@ -1,7 +1,7 @@
 """Every row of the destination decision table, and which questions it asks."""
 import pytest
 
-from bot.guide.table import load_table
+from tuanjian.backend.guide.table import load_table
 
 TABLE = load_table()
 NOT_PARTY_YOUNG = {"party_member": False, "over_28": False}

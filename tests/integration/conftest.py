@@ -5,7 +5,7 @@ import uuid
 import pytest
 import requests
 
-from bot.local_servers import answers_greeting, running_assistant
+from benchmark.local_servers import answers_greeting, running_assistant
 
 STAFF_TOKEN = "integration-staff-token"
 

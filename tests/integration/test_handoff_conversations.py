@@ -1,6 +1,5 @@
 """Handing over to a person and back, over REST and the staff API."""
 import requests
-
 from integration.conftest import STAFF_TOKEN
 
 
@@ -22,7 +21,8 @@ def test_ticket_pause_staff_reply_close_resume(webhook, new_web_chat):
     detail = staff(webhook, "GET", f"/tickets/{ticket}").json()
     assert detail["question"] == "广东的组织搜不到怎么办"
     assert [m["text"] for m in detail["messages"]] == ["忘记密码怎么办"]
-    assert staff(webhook, "POST", f"/tickets/{ticket}/reply", json={"text": "您好，请手动输入组织名称。"}).status_code == 201
+    reply = {"text": "您好，请手动输入组织名称。"}
+    assert staff(webhook, "POST", f"/tickets/{ticket}/reply", json=reply).status_code == 201
     inbox = requests.get(webhook.replace("/webhooks/rest/webhook", "/webhooks/staff/inbox"),
                          headers={"X-Chat-Session": chat.session}, timeout=30).json()
     assert inbox["replies"] == ["您好，请手动输入组织名称。"]

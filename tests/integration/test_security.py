@@ -1,4 +1,4 @@
-"""Issue 14's attacks, replayed against the real servers (bot.local_servers):
+"""Issue 14's attacks, replayed against the real servers (benchmark.local_servers):
 each asserts that nothing of another member leaks."""
 import json
 import sqlite3
@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 import requests
+from sqlalchemy.orm import sessionmaker
 
-from bot.backend import db
-from bot.backend.verification import VerificationService
+from tuanjian.backend import db
+from tuanjian.backend.verification import VerificationService
 
 OPENID = "oAttackTarget0123456789abcd"
 STATUS_WORDS = ("正在第", "核实通过", "张*", "联系方式")  # what a status reply of 2019001 shows
@@ -21,7 +22,7 @@ def status_leaked(text):
 @pytest.fixture(scope="module")
 def backend(assistant):
     engine = db.make_engine(f"sqlite:///{assistant.logs / 'demo.db'}")
-    yield VerificationService(lambda: db.sessionmaker(bind=engine, future=True)())
+    yield VerificationService(lambda: sessionmaker(bind=engine, future=True)())
     engine.dispose()
 
 

@@ -4,7 +4,7 @@ import json
 
 import sqlalchemy as sa
 
-from bot.report.report import EVENTS
+from tuanjian.tools.report.report import EVENTS
 
 
 def stored_events(tracker_db, sender):

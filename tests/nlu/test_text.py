@@ -1,5 +1,4 @@
 import pytest
-
 from bot.nlu.text import MAX_CHARS, has_words, normalize
 
 

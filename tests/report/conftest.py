@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.backend.models import Rating, Ticket
+from tuanjian.backend.models import Rating, Ticket
 
 HOSTILE = "<script>alert(1)</script>怎么转团关系"
 
@@ -180,7 +180,7 @@ def backend_url(tmp_path):
     """A migrated SQLite backend file holding the tickets and ratings (for the command)."""
     from sqlalchemy.orm import Session
 
-    from bot.backend import db
+    from tuanjian.backend import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'backend.db'}")
     db.migrate(engine)

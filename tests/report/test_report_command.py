@@ -1,5 +1,5 @@
-"""python -m bot.report end to end on files: the known tracker store and a backend."""
-from bot.report.__main__ import main
+"""python -m tuanjian.tools.report end to end on files: the known tracker store and a backend."""
+from tuanjian.tools.report.__main__ import main
 
 
 def test_the_command_writes_the_report(tracker_url, backend_url, tmp_path, capsys):
@@ -27,7 +27,7 @@ def test_a_backend_without_the_ticket_tables_is_reported(tracker_url, tmp_path, 
     code = main(["--tracker-db", tracker_url, "--backend-db", f"sqlite:///{tmp_path / 'empty.db'}",
                  "--out", str(tmp_path / "r.html")])
     assert code == 2
-    assert "python -m bot.backend.demo" in capsys.readouterr().err
+    assert "python -m tuanjian.backend.demo" in capsys.readouterr().err
 
 
 def test_bad_dates_are_refused(capsys):

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bot.report import demo
+from tuanjian.tools.report import demo
 
 RATE_UP = '/rate_answer{"rating":"up"}'
 RATE_DOWN = '/rate_answer{"rating":"down"}'
@@ -65,7 +65,7 @@ def test_it_plays_every_message_in_order_one_sender_per_conversation(fake_rasa, 
     out, err = capsys.readouterr()
     assert "    成员：转人工" in out and "    助手：好的…" in out
     assert f"Played {len(conversations)} conversations" in out
-    assert "python -m bot.report --from " in out
+    assert "python -m tuanjian.tools.report --from " in out
     # The fake server records nothing, and the demo says how to fix that.
     assert "tracker_store: {type: SQL, dialect: sqlite, db: var/tracker.db}" in err
 

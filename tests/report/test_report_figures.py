@@ -4,8 +4,8 @@ from datetime import date, datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from bot.report.render import faq_titles, render_html
-from bot.report.report import Period, Question, build_report, group_questions, period_from_args
+from tuanjian.tools.report.render import faq_titles, render_html
+from tuanjian.tools.report.report import Period, Question, build_report, group_questions, period_from_args
 
 PERIOD = Period(date(2024, 6, 10), date(2024, 6, 16), timezone.utc)
 NOW = datetime(2024, 6, 17, 8, tzinfo=timezone.utc)

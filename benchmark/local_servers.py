@@ -1,0 +1,100 @@
+"""The assistant's two servers on the trained model, on free local ports and a
+demo database of their own: for the end-to-end tests and the benchmark."""
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuanjian.settings import MODEL_PATH as MODEL
+from tuanjian.settings import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers_greeting(base: str) -> bool:
+    """Up once a greeting over REST gets a reply."""
+    import requests
+
+    try:
+        return bool(requests.post(f"{base}/webhooks/rest/webhook",
+                                  json={"sender": "up", "message": "/greet"}, timeout=10).json())
+    except (requests.RequestException, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class RunningAssistant:
+    base: str  # the Rasa server, e.g. http://127.0.0.1:40123
+    rasa_pid: int
+    actions_pid: int
+    tracker_db: Path | None = None  # the SQLite tracker store, when there is one
+    action_port: int = 0
+    action_token: str = ""
+    logs: Path | None = None
+
+
+@contextmanager
+def running_assistant(is_up: Callable[[str], bool], credentials: str | None = None,
+                      rasa_env: dict[str, str] | None = None,
+                      sqlite_tracker_store: bool = False) -> Iterator[RunningAssistant]:
+    """Rasa + action server on free ports and a demo database loaded "today";
+    yields once `is_up(base URL)` holds. Conversations are kept in memory, or,
+    with `sqlite_tracker_store`, in Rasa's SQL store on a SQLite file of their
+    own, as `endpoints.yml` (the embedded default) keeps them."""
+    assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
+    rasa_port, action_port = free_port(), free_port()
+    logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
+    endpoints = logs / "endpoints.yml"
+    endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
+                         "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n")
+    tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
+    if tracker_db:
+        with endpoints.open("a") as f:
+            f.write("tracker_store:\n  type: tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore\n"
+                    f"  dialect: sqlite\n  db: {tracker_db}\n")
+    if credentials is not None:
+        (logs / "credentials.yml").write_text(credentials)
+    env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}",
+               ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
+               TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
+    subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=ROOT, env=env, check=True)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(action_port)],
+                         cwd=ROOT, env=env,
+                         stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
+                          "--endpoints", str(endpoints), "--credentials",
+                          str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
+                         cwd=ROOT, env={**env, **(rasa_env or {})},
+                         stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+    ]
+    base = f"http://127.0.0.1:{rasa_port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not is_up(base):
+            for proc in procs:
+                assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
+            assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
+            time.sleep(1)
+        yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db, action_port,
+                               env["ACTION_SERVER_TOKEN"], logs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,106 @@
+"""Rasa's REST channel with its request body checked and its identity fixed by the server.
+
+The stock channel answers a body without "message" with an empty list (the
+member sees silence) and a non-JSON body with an HTML error page; this one
+answers both with a JSON 400 that says what is wrong, and a body not declared
+as application/json with a 415 (so a page of another site cannot post here
+from a visitor's browser without a CORS preflight, which it does not pass). It also takes nothing
+of who is talking from the client but its own sender id: the conversation is
+"rest:<sender>" (tuanjian.conversation_ids), the input channel is always "rest"
+(Rasa's would take "input_channel" from the body) and the metadata is the
+server's own (the client key the verification throttle counts by), never the
+body's. A conversation writing faster than the limit gets a polite reply (429).
+"""
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from rasa.shared.core.domain import Domain
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from tuanjian import settings
+from tuanjian.conversation_ids import conversation_id
+from tuanjian.rasa_server.channels.guard import (
+    MessageRateLimit,
+    client_address,
+    client_key,
+    is_json,
+    rate_limited_reply,
+)
+
+MAX_MESSAGE_CHARS = 10_000
+# Conversation ids (channel prefix included) fit the backend's 128 characters.
+
+
+def body_problem(body: bytes, id_field: str = "sender", max_id_chars: int = settings.MAX_SENDER_CHARS) -> str | None:
+    """What is wrong with a webhook request body, or None if it is usable."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return "body must be UTF-8 encoded JSON"
+    if not isinstance(payload, dict):
+        return "body must be a JSON object"
+    message = payload.get("message")
+    if not isinstance(message, str):
+        return "'message' must be a string"
+    if len(message) > MAX_MESSAGE_CHARS:
+        return f"'message' must be at most {MAX_MESSAGE_CHARS} characters"
+    sender = payload.get(id_field)
+    if not isinstance(sender, str) or not 0 < len(sender) <= max_id_chars:
+        return f"'{id_field}' must be a string of 1 to {max_id_chars} characters"
+    if not isinstance(payload.get("metadata", {}), (dict, type(None))):
+        return "'metadata' must be an object"
+    return None
+
+
+class RestInput(RasaRestInput):
+    """POST /webhooks/rest/webhook {"sender": "...", "message": "..."}."""
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        credentials = credentials or {}
+        return cls(domain=credentials.get("domain"), per_minute=settings.messages_per_minute())
+
+    def __init__(self, domain: Any = None, per_minute: int = 0) -> None:
+        if domain is not None and not isinstance(domain, Domain):
+            domain = Domain.load(str(domain))
+        self.domain = domain
+        self.rate_limit = MessageRateLimit(per_minute)
+        self.trusted_proxies = settings.trusted_proxies()
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = super().blueprint(on_new_message)
+
+        @webhook.middleware("request")
+        async def reject_bad_bodies(request: Request) -> HTTPResponse | None:
+            if request.method != "POST":
+                return None
+            if not is_json(request):
+                return response.json({"error": "body must be application/json"}, status=415)
+            problem = body_problem(request.body or b"")
+            if problem:
+                return response.json({"error": problem}, status=400)
+            sender = await self._extract_sender(request)
+            if not sender:  # body_problem has checked it; this keeps mypy sure
+                return response.json({"error": "'sender' is required"}, status=400)
+            if not self.rate_limit.allow(sender):
+                return response.json(rate_limited_reply(self.domain, sender), status=429,
+                                     headers={"Retry-After": "60"})
+            return None
+
+        return webhook
+
+    async def _extract_sender(self, req: Request) -> str | None:
+        return conversation_id(self.name(), req.json["sender"])
+
+    def _extract_input_channel(self, req: Request) -> str:
+        return self.name()
+
+    def get_metadata(self, request: Request) -> dict[str, Any] | None:
+        return {"client": client_key(client_address(request, self.trusted_proxies))}

@@ -1,0 +1,127 @@
+"""Every setting of the assistant: environment variables and paths, read here only.
+
+Values are read when asked for, not at import, so a test or a process that sets
+a variable before starting a server gets it. `.env.example` and the README's
+"Settings" table list the same names.
+
+Secrets are never in a file of the repository: scripts/run.sh generates the
+three the embedded default needs (ACTION_SERVER_TOKEN, WEB_SESSION_SECRET,
+TUANJIAN_THROTTLE_KEY) when they are not set, and a deployment sets them
+(README, "Security").
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+# -- paths -------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+VAR_DIR = ROOT / "var"  # the embedded default's databases, logs and report
+DOMAIN_DIR = ROOT / "domain"
+CONFIG_FILE = ROOT / "config.yml"
+NLU_DATA_DIR = ROOT / "data" / "nlu"
+MODEL_DIR = ROOT / "models"
+MODEL_NAME = "tuanjian"
+MODEL_PATH = MODEL_DIR / f"{MODEL_NAME}.tar.gz"
+SOURCE_DIR = ROOT / "docs" / "source"  # the official FAQ and the two contracts, as given
+SEED_FAQ = SOURCE_DIR / "000_b81276723549ac76.txt"
+DEFAULT_DATABASE_PATH = VAR_DIR / "tuanjian.db"
+DEFAULT_TRACKER_PATH = VAR_DIR / "tracker.db"  # endpoints.yml's SQL tracker store
+
+# -- names of the environment variables ---------------------------------------
+# Shared by the Rasa server (endpoints.yml sends it) and the action server (checks it).
+ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
+# Signs the web chat page's session ids.
+WEB_SESSION_SECRET = "WEB_SESSION_SECRET"
+# Keys the digests the verification throttle counts member numbers and clients by.
+THROTTLE_KEY = "TUANJIAN_THROTTLE_KEY"
+# The transfer and help-desk backend's database (SQLAlchemy URL).
+DATABASE_URL = "TUANJIAN_DATABASE_URL"
+# Where the action server listens: 127.0.0.1, or e.g. 0.0.0.0 inside a container network.
+ACTIONS_HOST = "TUANJIAN_ACTIONS_HOST"
+ACTIONS_PORT = "TUANJIAN_ACTIONS_PORT"
+# Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.
+TRUSTED_PROXIES = "TUANJIAN_TRUSTED_PROXIES"
+# Messages one conversation may send per minute; 0 turns the limit off.
+MESSAGES_PER_MINUTE = "TUANJIAN_MESSAGES_PER_MINUTE"
+# The help desk's bearer token.
+STAFF_API_TOKEN = "STAFF_API_TOKEN"
+# The WeChat Official Account (the channel and the help desk's replies).
+WECHAT_TOKEN = "WECHAT_TOKEN"
+WECHAT_APP_ID = "WECHAT_APP_ID"
+WECHAT_APP_SECRET = "WECHAT_APP_SECRET"
+WECHAT_ENCODING_AES_KEY = "WECHAT_ENCODING_AES_KEY"
+# WeChat's API address; only tests and a mock server change it.
+WECHAT_API_BASE_URL = "TUANJIAN_WECHAT_API_BASE_URL"
+
+DEFAULT_ACTIONS_HOST = "127.0.0.1"
+DEFAULT_ACTIONS_PORT = 5055
+DEFAULT_MESSAGES_PER_MINUTE = 30
+
+# -- limits (not settings: what a request may be) ------------------------------
+MAX_BODY_BYTES = 64 * 1024  # any channel's request body
+MAX_SENDER_CHARS = 100  # a REST sender or web session id
+BACKEND_TIMEOUT = 2.0  # seconds a turn waits for the backend
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def secret(name: str) -> str | None:
+    """A secret from the environment, or None when it is unset or blank."""
+    return _get(name)
+
+
+def database_url() -> str:
+    """The backend's database; the embedded SQLite file by default."""
+    url = _get(DATABASE_URL)
+    if url:
+        return url
+    DEFAULT_DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+def default_tracker_url() -> str:
+    return f"sqlite:///{DEFAULT_TRACKER_PATH}"
+
+
+def actions_host() -> str:
+    return _get(ACTIONS_HOST) or DEFAULT_ACTIONS_HOST
+
+
+def actions_port() -> int:
+    raw = _get(ACTIONS_PORT)
+    return int(raw) if raw else DEFAULT_ACTIONS_PORT
+
+
+def trusted_proxies() -> list[Network]:
+    """The trusted proxies; a malformed entry is an error, not silently dropped."""
+    entries = (_get(TRUSTED_PROXIES) or "").replace(",", " ").split()
+    return [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+
+def messages_per_minute() -> int:
+    raw = _get(MESSAGES_PER_MINUTE)
+    value = int(raw) if raw else DEFAULT_MESSAGES_PER_MINUTE
+    if value < 0:
+        raise ValueError(f"{MESSAGES_PER_MINUTE} must be 0 (off) or a positive number")
+    return value
+
+
+def staff_api_token() -> str | None:
+    return _get(STAFF_API_TOKEN)
+
+
+def wechat_api_base_url() -> str | None:
+    return _get(WECHAT_API_BASE_URL)
+
+
+def wechat_secrets() -> dict[str, str | None]:
+    """The Official Account's settings, keyed as the channel's arguments."""
+    return {"token": _get(WECHAT_TOKEN), "app_id": _get(WECHAT_APP_ID),
+            "app_secret": _get(WECHAT_APP_SECRET), "encoding_aes_key": _get(WECHAT_ENCODING_AES_KEY)}
