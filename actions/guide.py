@@ -97,6 +97,11 @@ class ValidateDestinationForm(FormValidationAction):
             return []
         return self.table.questions_needed(tracker.slots)
 
+    # run is overridden: the SDK's extract_<slot> / validate_<slot> see one slot
+    # at a time, but one message is read as a whole here — a contradiction
+    # between two facts, "不知道" or a corrected situation (which clears the
+    # answers that depended on it) decide about several slots at once, and
+    # the retry count is per message, not per slot.
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         events = await self.known_facts(tracker) + await self.answer(dispatcher, tracker)

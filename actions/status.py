@@ -60,6 +60,11 @@ class ValidateVerificationForm(FormValidationAction):
                              tracker: Tracker, domain: DomainDict) -> list[str]:
         return [] if self.nothing_to_ask(tracker) else domain_slots
 
+    # run is overridden: the member number and the phone digits are checked
+    # together against the backend (one attempt, one throttle count, the same
+    # reply whichever was wrong), and before any slot the backend's own record
+    # decides whether the conversation is verified at all; the SDK's
+    # per-slot validate_<slot> methods cannot make that one decision.
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         events = await self.check_credentials(dispatcher, tracker)

@@ -6,12 +6,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuanjian.polling import wait_until
 from tuanjian.settings import MODEL_PATH as MODEL
 from tuanjian.settings import ROOT
 
@@ -52,7 +52,8 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
     yields once `is_up(base URL)` holds. Conversations are kept in memory, or,
     with `sqlite_tracker_store`, in Rasa's SQL store on a SQLite file of their
     own, as `endpoints.yml` (the embedded default) keeps them."""
-    assert MODEL.exists(), "train first: scripts/test.sh trains before running pytest"
+    if not MODEL.exists():
+        raise RuntimeError("train first: scripts/test.sh trains before running pytest")
     rasa_port, action_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
     endpoints = logs / "endpoints.yml"
@@ -69,24 +70,26 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
                ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
                TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
     subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=ROOT, env=env, check=True)
+    log_files = [open(logs / "actions.log", "w"), open(logs / "rasa.log", "w")]
     procs = [
         subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(action_port)],
-                         cwd=ROOT, env=env,
-                         stdout=open(logs / "actions.log", "w"), stderr=subprocess.STDOUT),
+                         cwd=ROOT, env=env, stdout=log_files[0], stderr=subprocess.STDOUT),
         subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
                           "--endpoints", str(endpoints), "--credentials",
                           str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
-                         cwd=ROOT, env={**env, **(rasa_env or {})},
-                         stdout=open(logs / "rasa.log", "w"), stderr=subprocess.STDOUT),
+                         cwd=ROOT, env={**env, **(rasa_env or {})}, stdout=log_files[1], stderr=subprocess.STDOUT),
     ]
     base = f"http://127.0.0.1:{rasa_port}"
+
+    def up_or_exited() -> bool:
+        exited = [proc for proc in procs if proc.poll() is not None]
+        if exited:
+            raise RuntimeError(f"a server exited with {exited[0].returncode}; logs in {logs}")
+        return is_up(base)
+
     try:
-        deadline = time.monotonic() + 180
-        while not is_up(base):
-            for proc in procs:
-                assert proc.poll() is None, f"a server exited with {proc.returncode}; logs in {logs}"
-            assert time.monotonic() < deadline, f"servers did not come up; logs in {logs}"
-            time.sleep(1)
+        if not wait_until(up_or_exited, timeout=180):
+            raise RuntimeError(f"servers did not come up; logs in {logs}")
         yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db, action_port,
                                env["ACTION_SERVER_TOKEN"], logs)
     finally:
@@ -98,3 +101,5 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for log in log_files:
+            log.close()

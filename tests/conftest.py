@@ -48,8 +48,8 @@ def domain_dict():
 def seed_text() -> str:
     return settings.SEED_FAQ.read_text("utf-8")
 
-POSTGRES_URL = os.environ.get("TUANJIAN_TEST_POSTGRES_URL", "postgresql+psycopg2://127.0.0.1:5432/test")
-REQUIRE_POSTGRES = os.environ.get("TUANJIAN_REQUIRE_POSTGRES") == "1"
+POSTGRES_URL = settings.test_postgres_url()
+REQUIRE_POSTGRES = settings.postgres_required()
 SQLALCHEMY_2 = int(sqlalchemy.__version__.split(".")[0]) >= 2
 NOW = datetime(2024, 6, 15, 8, 30, tzinfo=timezone.utc)
 

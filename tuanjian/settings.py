@@ -55,9 +55,17 @@ WECHAT_ENCODING_AES_KEY = "WECHAT_ENCODING_AES_KEY"
 # WeChat's API address; only tests and a mock server change it.
 WECHAT_API_BASE_URL = "TUANJIAN_WECHAT_API_BASE_URL"
 
+# Read by scripts/run.sh, which turns them into `rasa run` arguments.
+CORS_ORIGINS = "TUANJIAN_CORS_ORIGINS"
+RASA_ENABLE_API = "RASA_ENABLE_API"
+# The tests: the PostgreSQL the backend suite also runs on, and whether its absence is an error.
+TEST_POSTGRES_URL = "TUANJIAN_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES = "TUANJIAN_REQUIRE_POSTGRES"
+
 DEFAULT_ACTIONS_HOST = "127.0.0.1"
 DEFAULT_ACTIONS_PORT = 5055
 DEFAULT_MESSAGES_PER_MINUTE = 30
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://127.0.0.1:5432/test"
 
 # -- limits (not settings: what a request may be) ------------------------------
 MAX_BODY_BYTES = 64 * 1024  # any channel's request body
@@ -125,3 +133,11 @@ def wechat_secrets() -> dict[str, str | None]:
     """The Official Account's settings, keyed as the channel's arguments."""
     return {"token": _get(WECHAT_TOKEN), "app_id": _get(WECHAT_APP_ID),
             "app_secret": _get(WECHAT_APP_SECRET), "encoding_aes_key": _get(WECHAT_ENCODING_AES_KEY)}
+
+
+def test_postgres_url() -> str:
+    return _get(TEST_POSTGRES_URL) or DEFAULT_TEST_POSTGRES_URL
+
+
+def postgres_required() -> bool:
+    return _get(REQUIRE_POSTGRES) == "1"

@@ -24,9 +24,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,6 +39,7 @@ from tuanjian import settings
 from tuanjian.backend.calls import BACKEND_ERRORS, call_in_thread
 from tuanjian.backend.verification import VerificationService
 from tuanjian.conversation_ids import conversation_id
+from tuanjian.polling import answers_ok, wait_until
 from tuanjian.rasa_server.channels.guard import (
     MessageRateLimit,
     client_address,
@@ -170,16 +168,7 @@ def page_url(server: str) -> str:
 
 def wait_for_page(server: str, timeout: float = 300.0) -> bool:
     """True once the server answers the page, False after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(page_url(server), timeout=5) as reply:
-                if reply.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(1)
-    return False
+    return wait_until(lambda: answers_ok(page_url(server)), timeout)
 
 
 def main(argv: list | None = None) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from tuanjian import settings
+from tuanjian.polling import answers_ok, wait_until
 from tuanjian.tools.report.report import DEFAULT_TIMEZONE, timezone_named
 from tuanjian.tools.report.texts import texts
 
@@ -43,17 +43,7 @@ def load_sample(path: Path = SAMPLE) -> list[dict[str, Any]]:
 
 def server_is_up(server: str, timeout: float = 120.0) -> bool:
     """Wait until the Rasa server answers GET / (it does once the model is loaded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(server.rstrip("/") + "/", timeout=5) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(1)
+    return wait_until(lambda: answers_ok(server.rstrip("/") + "/"), timeout)
 
 
 def send(server: str, sender: str, message: str, timeout: float = 60.0) -> list[dict[str, Any]]:
