@@ -9,6 +9,7 @@ from tuanjian.backend.calls import call_in_thread
 from tuanjian.backend.rules import DomainError
 from tuanjian.backend.verification import Conversation
 from tuanjian.conversation_ids import split_conversation_id
+from tuanjian.domain_names import intent_name
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def call_backend(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def intent_of(tracker: Tracker) -> str | None:
-    return ((tracker.latest_message or {}).get("intent") or {}).get("name")
+    return intent_name(tracker.latest_message)
 
 
 def session_key(tracker: Tracker) -> str:

@@ -8,7 +8,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.domain_texts import topic_button, topic_title
 from actions.handoff import TicketServices, open_ticket
-from tuanjian.domain_names import MEMBER_NUMBER_ENTITY, NLU_FALLBACK, VERIFICATION_FORM
+from tuanjian.domain_names import MEMBER_NUMBER_ENTITY, NLU_FALLBACK, VERIFICATION_FORM, intent_name
 from tuanjian.text import has_words
 
 MAX_SUGGESTIONS = 3
@@ -30,7 +30,7 @@ def likely_topics(ranking: list[dict[str, Any]], domain: DomainDict) -> list[str
 def previous_intent(tracker: Tracker) -> str | None:
     """The intent of the member's message before the latest one."""
     users = [e for e in reversed(tracker.events) if e.get("event") == "user"]
-    return ((users[1].get("parse_data") or {}).get("intent") or {}).get("name") if len(users) > 1 else None
+    return intent_name(users[1].get("parse_data")) if len(users) > 1 else None
 
 
 class ActionSuggestFaqs(TicketServices, Action):

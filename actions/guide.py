@@ -23,7 +23,7 @@ from tuanjian.backend.guide.table import Table, load_table
 from tuanjian.backend.rules import SPECIAL_PROVINCES
 from tuanjian.backend.service import TransferService
 from tuanjian.backend.verification import VerificationService
-from tuanjian.domain_names import GUIDE_SLOTS, is_question
+from tuanjian.domain_names import GUIDE_SLOTS, intent_name, is_question
 from tuanjian.text import normalize
 
 MAX_RETRIES = 2
@@ -144,7 +144,7 @@ class ValidateDestinationForm(FormValidationAction):
         events += [SlotSet(fact, value) for fact, value in facts.items()]
         if requested is None or requested in facts:
             return events + ([SlotSet("guide_retries", 0)] if requested else [])
-        intent = (message.get("intent") or {}).get("name") or ""
+        intent = intent_name(message) or ""
         if any(f != "guide_province" for f in facts):
             return events  # other facts than the one asked
         if intent == "start_destination_guide":

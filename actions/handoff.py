@@ -12,7 +12,7 @@ from actions.status import BINDING_CHANNELS
 from tuanjian.backend.rules import DomainError
 from tuanjian.backend.tickets import TicketService
 from tuanjian.backend.verification import VerificationService
-from tuanjian.domain_names import ACTION_HANDOFF_PENDING, HANDOFF_TICKET
+from tuanjian.domain_names import ACTION_HANDOFF_PENDING, HANDOFF_TICKET, intent_name
 from tuanjian.redaction import redact_events
 
 TRANSCRIPT_EVENTS = 40
@@ -39,7 +39,7 @@ def unanswered_question(tracker: Tracker) -> str:
         if event.get("event") != "user":
             continue
         text = event.get("text") or ""
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        intent = intent_name(event.get("parse_data"))
         if text and not text.startswith("/") and intent not in NOT_THE_QUESTION:
             return text
     return ""

@@ -4,6 +4,8 @@ tests/test_domain_names.py fails when one of these, or any slot, action, form
 or response named by a string in the actions or the plugins, is missing from
 the domain, so a rename there cannot break Python silently.
 """
+from typing import Any
+
 # Intents
 NLU_FALLBACK = "nlu_fallback"  # FallbackClassifier's intent, not declared in the domain
 REQUEST_HUMAN = "request_human"
@@ -34,6 +36,12 @@ MEMBER_NUMBER_ENTITY = "member_number"
 ACTION_HANDOFF_PENDING = "action_handoff_pending"  # what HandoffPolicy predicts while a ticket is open
 VERIFICATION_FORM = "verification_form"
 DESTINATION_FORM = "destination_form"
+
+
+def intent_name(parse_data: dict[str, Any] | None) -> str | None:
+    """The intent of a message's parse data (a tracker's latest_message, or a
+    user event's parse_data), or None."""
+    return ((parse_data or {}).get("intent") or {}).get("name")
 
 
 def is_question(intent: str) -> bool:

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from tuanjian.domain_names import VERIFICATION_FORM
+from tuanjian.domain_names import VERIFICATION_FORM, intent_name
 from tuanjian.text import normalize
 
 MASK = "*"
@@ -101,7 +101,7 @@ def verification_turns(events: Iterable[dict[str, Any]]) -> set[int]:
         elif kind == "user":
             last_user = index
             parse = event.get("parse_data") or {}
-            intent = (parse.get("intent") or {}).get("name")
+            intent = intent_name(parse)
             entities = {e.get("entity") for e in parse.get("entities") or []}
             if loop == VERIFICATION_FORM or (intent == "inform" and entities & set(CREDENTIAL_ENTITIES)):
                 turns.add(index)

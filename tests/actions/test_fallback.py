@@ -1,13 +1,12 @@
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionSuggestFaqs
+from tests.actions.trackers import build_tracker, latest_message
 
 
 def tracker_with(text, ranking):
-    latest = {"text": text, "intent": {"name": "nlu_fallback"}, "intent_ranking": ranking}
-    return Tracker("member", {}, latest, [], False, None, {}, "action_listen")
+    return build_tracker(latest_message(text, "nlu_fallback", ranking=ranking))
 
 
 RANKING = [

@@ -3,27 +3,21 @@ import datetime
 from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.guide import ActionRecommendDestination, ValidateDestinationForm, facts_from_message
+from tests.actions.trackers import build_tracker, latest_message, slots_of
 from tuanjian.backend.guide.table import load_table
 from tuanjian.backend.verification import Conversation, VerificationService
 
 TABLE = load_table()
 
 
-def message(text="", intent="inform", **entities):
-    ents = [{"entity": k, "value": v} for k, vs in entities.items() for v in ([vs] if isinstance(vs, str) else vs)]
-    return {"text": text, "intent": {"name": intent}, "entities": ents}
+message = latest_message
 
 
 def tracker(latest, sender="member", **slots):
-    return Tracker(sender, slots, latest, [], False, None, {"name": "destination_form"}, "action_listen")
-
-
-def slots_of(events):
-    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    return build_tracker(latest, sender=sender, active_loop="destination_form", **slots)
 
 
 class NoBackend:
@@ -247,8 +241,7 @@ async def test_facts_stated_with_nothing_pending_start_the_guide(entities, follo
 
     dispatcher = CollectingDispatcher()
     latest = message("我是派遣制的，公司没有团支部", **entities)
-    events = await ActionInformWithoutContext().run(dispatcher, Tracker("web:x", {}, latest, [], False, None, {},
-                                                                        "action_listen"), {})
+    events = await ActionInformWithoutContext().run(dispatcher, build_tracker(latest, sender="web:x"), {})
     if followup:
         assert events == [{"event": "followup", "timestamp": None, "name": "destination_form"}]
         assert dispatcher.messages == []

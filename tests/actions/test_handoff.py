@@ -1,10 +1,10 @@
 """Handing over to a person, against the real ticket backend."""
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionSuggestFaqs
 from actions.handoff import ActionHandoffPending, ActionOpenTicket, ActionRateAnswer
+from tests.actions.trackers import build_tracker, latest_message, slots_of
 from tuanjian.backend.tickets import TicketService
 from tuanjian.backend.verification import Conversation, VerificationService
 
@@ -31,13 +31,8 @@ def bot(text):
 
 
 def tracker(events, intent, text="", sender=SENDER, **slots):
-    latest = {"text": text, "intent": {"name": intent}, "intent_ranking": [],
-              "entities": [{"entity": k, "value": v} for k, v in slots.pop("entities", {}).items()]}
-    return Tracker(sender, slots, latest, events, False, None, {}, "action_listen")
-
-
-def slots_of(events):
-    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    entities = slots.pop("entities", {})
+    return build_tracker(latest_message(text, intent, **entities), sender=sender, events=events, **slots)
 
 
 CONVERSATION = [user("团关系转到广东找不到组织", "faq_special_province"), bot("转入组织属于北京、广东、福建的…"),

@@ -5,12 +5,12 @@ that conversation; slots that claim otherwise are not believed."""
 import time
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import OperationalError
 
 from actions.status import ActionStatusFollowup, ActionTransferStatus, ActionUnbind, ValidateVerificationForm
+from tests.actions.trackers import build_tracker, latest_message, slots_of
 from tuanjian.backend.demo import BEIJING_BRANCH, COMPANY_BRANCH, COMPANY_COMMITTEE, STREET_BRANCH
 from tuanjian.backend.verification import Conversation, VerificationService
 from tuanjian.redaction import parse_credentials
@@ -26,13 +26,8 @@ def verifications(sessions, clock):
 
 
 def tracker(text="", intent="inform", sender=SENDER, metadata=None, **slots):
-    latest = {"text": text, "intent": {"name": intent}, "intent_ranking": [], "metadata": metadata or {}}
-    return Tracker(sender, slots, latest, [], False, None,
-                   {"name": "verification_form"} if "requested_slot" in slots else {}, "action_listen")
-
-
-def slots_of(events):
-    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    return build_tracker(latest_message(text, intent, metadata=metadata), sender=sender,
+                         active_loop="verification_form" if "requested_slot" in slots else None, **slots)
 
 
 async def validate(verifications, domain, text, **slots):
