@@ -75,7 +75,7 @@ def test_pending_member_sees_the_steps_and_the_next_one(service, clock):
     assert [s.decision for s in st.steps] == ["approved", "approved", "pending", None]
     assert st.received_at == clock.now - timedelta(days=4)
     assert st.deadline == clock.now + timedelta(days=11)
-    assert st.next_organisation == COMPANY_COMMITTEE and st.next_contact
+    assert st.next_organisation == COMPANY_COMMITTEE
     assert st.organisation == BRANCH_1
 
 

@@ -107,19 +107,19 @@ def test_html_escapes_markup_from_questions(report, hostile):
 
 def test_similar_questions_are_grouped_and_others_are_not():
     texts = ["忘记密码怎么办", "密码忘了怎么办", "忘记密码了咋办", "怎么退团", "我想退团", "天气怎么样"]
-    groups = group_questions([Question(t, n, "fallback") for n, t in enumerate(texts)])
+    groups = group_questions([Question(t, n) for n, t in enumerate(texts)])
     assert [(g.size, g.representative) for g in groups] == [
         (3, "忘记密码怎么办"), (2, "怎么退团"), (1, "天气怎么样")]
     # The same wording counts in one group, and the most frequent one represents it.
-    groups = group_questions([Question(t, n, "ticket") for n, t in enumerate(["怎么退团", "我想退团", "我想退团"])])
+    groups = group_questions([Question(t, n) for n, t in enumerate(["怎么退团", "我想退团", "我想退团"])])
     assert [(g.size, g.representative, g.variants) for g in groups] == [
         (3, "我想退团", [("我想退团", 2), ("怎么退团", 1)])]
-    assert group_questions([Question("🙂", 0, "fallback"), Question("？？", 1, "fallback")]) == []
+    assert group_questions([Question("🙂", 0), Question("？？", 1)]) == []
 
 
 def test_a_higher_threshold_splits_groups():
     texts = ["怎么开团员证明", "团员证明在哪开"]
-    questions = [Question(t, n, "fallback") for n, t in enumerate(texts)]
+    questions = [Question(t, n) for n, t in enumerate(texts)]
     assert len(group_questions(questions, threshold=0.4)) == 1
     assert len(group_questions(questions, threshold=0.99)) == 2
 

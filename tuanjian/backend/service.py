@@ -67,7 +67,6 @@ class MemberStatus:
     contact_organisation: str | None  # whom the member should contact now
     contact: str | None
     next_organisation: str | None  # the step after the current one
-    next_contact: str | None
     actions: tuple[str, ...]
 
     def current_step(self) -> StepView:
@@ -349,6 +348,5 @@ def _status(member: Member, request: RequestView | None, steps: tuple[StepView, 
         contact_organisation=contact_org.name if contact_org is not None else None,
         contact=contact_org.contact if contact_org is not None else None,
         next_organisation=following.organisation if following else None,
-        next_contact=following.contact if following else None,
         actions=actions,
     )

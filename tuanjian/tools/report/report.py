@@ -150,7 +150,6 @@ class Conversation:
 class Question:
     text: str
     at: float
-    source: str  # "fallback" | "ticket"
 
 
 @dataclass
@@ -291,7 +290,7 @@ def _count_message(conversation: Conversation, row, to_staff: bool, figures: Tra
     text = _user_text(row.data)
     key = question_key(text)
     if key:  # an empty or emoji-only message asks nothing
-        figures.questions.append(Question(text, row.timestamp, "fallback"))
+        figures.questions.append(Question(text, row.timestamp))
         figures.fallback_texts.add((conversation.sender_id, key))
 
 
@@ -446,7 +445,7 @@ def build_report(tracker_engine: Engine, sessions: Callable[[], Session], period
     for ticket in created:
         key = question_key(ticket.question or "")
         if key and (ticket.sender_id, key) not in tracker.fallback_texts:
-            questions.append(Question(ticket.question.strip(), ticket.created_at.timestamp(), "ticket"))
+            questions.append(Question(ticket.question.strip(), ticket.created_at.timestamp()))
 
     reasons = Counter(t.reason for t in created)
     daily_conversations: Counter = Counter()
