@@ -23,7 +23,7 @@ from tuanjian.backend.guide.table import Table, load_table
 from tuanjian.backend.rules import SPECIAL_PROVINCES
 from tuanjian.backend.service import TransferService
 from tuanjian.backend.verification import VerificationService
-from tuanjian.domain_names import GUIDE_SLOTS, intent_name, is_question
+from tuanjian.domain_names import DESTINATION_FORM, GUIDE_SLOTS, intent_name, is_question
 from tuanjian.text import normalize
 
 MAX_RETRIES = 2
@@ -176,7 +176,7 @@ class ActionInformWithoutContext(Action):
                   domain: DomainDict) -> list[EventType]:
         stated = {e.get("entity") for e in (tracker.latest_message or {}).get("entities") or []}
         if stated & set(GUIDE_ENTITIES):
-            return [FollowupAction("destination_form")]
+            return [FollowupAction(DESTINATION_FORM)]
         dispatcher.utter_message(response="utter_inform_no_context")
         return []
 

@@ -1,6 +1,6 @@
 """The action server: rasa-sdk's own app, closed to everyone but the Rasa server.
 
-    python -m actions.server [--port 5055]   (TUANJIAN_ACTIONS_PORT)
+    python -m actions.server [--port 5055]
 
 It differs from `rasa run actions` in what an outsider can do with it:
 - it listens on 127.0.0.1 unless TUANJIAN_ACTIONS_HOST says otherwise (a
@@ -63,7 +63,7 @@ def create_app(token: str | None, actions_package: str = "actions") -> Sanic:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=settings.actions_port())
+    parser.add_argument("--port", type=int, default=settings.DEFAULT_ACTIONS_PORT)
     parser.add_argument("--actions", default="actions")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")

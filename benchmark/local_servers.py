@@ -71,14 +71,7 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
                TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
     subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=ROOT, env=env, check=True)
     log_files = [open(logs / "actions.log", "w"), open(logs / "rasa.log", "w")]
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(action_port)],
-                         cwd=ROOT, env=env, stdout=log_files[0], stderr=subprocess.STDOUT),
-        subprocess.Popen(["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port),
-                          "--endpoints", str(endpoints), "--credentials",
-                          str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
-                         cwd=ROOT, env={**env, **(rasa_env or {})}, stdout=log_files[1], stderr=subprocess.STDOUT),
-    ]
+    procs: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{rasa_port}"
 
     def up_or_exited() -> bool:
@@ -88,6 +81,12 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
         return is_up(base)
 
     try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(action_port)],
+                                      cwd=ROOT, env=env, stdout=log_files[0], stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(
+            ["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port), "--endpoints", str(endpoints),
+             "--credentials", str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
+            cwd=ROOT, env={**env, **(rasa_env or {})}, stdout=log_files[1], stderr=subprocess.STDOUT))
         if not wait_until(up_or_exited, timeout=180):
             raise RuntimeError(f"servers did not come up; logs in {logs}")
         yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db, action_port,

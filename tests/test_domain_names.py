@@ -86,12 +86,9 @@ def test_every_literal_domain_name_in_python_is_in_the_domain(domain):
 def test_the_names_module_matches_the_domain(domain):
     intents = set(domain.intents) | {domain_names.NLU_FALLBACK}
     slots = {slot.name for slot in domain.slots}
-    for name in (domain_names.REQUEST_HUMAN, domain_names.NOT_HELPFUL, domain_names.RATE_ANSWER,
-                 domain_names.CHECK_TRANSFER_STATUS, domain_names.START_DESTINATION_GUIDE,
-                 *domain_names.QUESTION_INTENTS):
+    for name in domain_names.QUESTION_INTENTS:
         assert name in intents, name
-    for name in (domain_names.HANDOFF_TICKET, domain_names.IS_VERIFIED, domain_names.MEMBER_NUMBER,
-                 domain_names.REQUESTED_SLOT, *domain_names.GUIDE_SLOTS):
+    for name in (domain_names.HANDOFF_TICKET, *domain_names.GUIDE_SLOTS):
         assert name in slots, name
     assert domain_names.MEMBER_NUMBER_ENTITY in domain.entities
     assert domain_names.ACTION_HANDOFF_PENDING in domain.action_names_or_texts

@@ -8,11 +8,6 @@ from typing import Any
 
 # Intents
 NLU_FALLBACK = "nlu_fallback"  # FallbackClassifier's intent, not declared in the domain
-REQUEST_HUMAN = "request_human"
-NOT_HELPFUL = "not_helpful"
-RATE_ANSWER = "rate_answer"
-CHECK_TRANSFER_STATUS = "check_transfer_status"
-START_DESTINATION_GUIDE = "start_destination_guide"
 # Intents that ask something rather than answer what a form asked: the form
 # lets the rules answer them (every faq_* intent counts too).
 QUESTION_INTENTS = ("request_human", "goodbye", "greet", "bot_challenge", "thank", "stop",
@@ -21,9 +16,6 @@ FAQ_PREFIX = "faq_"
 
 # Slots
 HANDOFF_TICKET = "handoff_ticket"  # set while a person has the conversation
-IS_VERIFIED = "is_verified"
-MEMBER_NUMBER = "member_number"
-REQUESTED_SLOT = "requested_slot"
 # Everything the destination guide fills in; cleared when it starts again.
 GUIDE_SLOTS = ("graduate_situation", "employer_has_league_org", "user_unit_has_league_org",
                "party_member", "over_28", "holds_league_post", "guide_province",

@@ -40,7 +40,6 @@ THROTTLE_KEY = "TUANJIAN_THROTTLE_KEY"
 DATABASE_URL = "TUANJIAN_DATABASE_URL"
 # Where the action server listens: 127.0.0.1, or e.g. 0.0.0.0 inside a container network.
 ACTIONS_HOST = "TUANJIAN_ACTIONS_HOST"
-ACTIONS_PORT = "TUANJIAN_ACTIONS_PORT"
 # Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.
 TRUSTED_PROXIES = "TUANJIAN_TRUSTED_PROXIES"
 # Messages one conversation may send per minute; 0 turns the limit off.
@@ -63,7 +62,7 @@ TEST_POSTGRES_URL = "TUANJIAN_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES = "TUANJIAN_REQUIRE_POSTGRES"
 
 DEFAULT_ACTIONS_HOST = "127.0.0.1"
-DEFAULT_ACTIONS_PORT = 5055
+DEFAULT_ACTIONS_PORT = 5055  # endpoints.yml names it too
 DEFAULT_MESSAGES_PER_MINUTE = 30
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://127.0.0.1:5432/test"
 
@@ -100,11 +99,6 @@ def default_tracker_url() -> str:
 
 def actions_host() -> str:
     return _get(ACTIONS_HOST) or DEFAULT_ACTIONS_HOST
-
-
-def actions_port() -> int:
-    raw = _get(ACTIONS_PORT)
-    return int(raw) if raw else DEFAULT_ACTIONS_PORT
 
 
 def trusted_proxies() -> list[Network]:

@@ -23,6 +23,7 @@ from tuanjian.backend.tickets import MAX_REPLY_CHARS, TicketService
 from tuanjian.backend.verification import VerificationService
 from tuanjian.rasa_server.channels.staff import HANDOFF_SLOT, STATIC_DIR, StaffInput
 from tuanjian.rasa_server.channels.web_session import WebSessions
+from tuanjian.rasa_server.channels.wechat import WeChatInput
 
 SESSIONS = WebSessions("web-session-secret-for-tests")
 WEB_TOKEN = SESSIONS.issue()
@@ -152,6 +153,16 @@ def test_credentials_come_from_the_environment(monkeypatch):
     assert StaffInput.name() == "staff" and channel.url_prefix() == "staff"
     assert channel.reply_prefix is None
 
+
+
+@pytest.mark.parametrize("key", ["api_base_url", "wechat_api_base_url"])
+def test_a_credentials_file_naming_wechats_address_stops_the_server(key):
+    # The address moved to TUANJIAN_WECHAT_API_BASE_URL; silently ignoring the
+    # old key would send replies to api.weixin.qq.com instead.
+    with pytest.raises(ValueError, match="TUANJIAN_WECHAT_API_BASE_URL"):
+        StaffInput.from_credentials({key: "http://127.0.0.1:9/cgi-bin/", "domain": Domain.empty()})
+    with pytest.raises(ValueError, match="TUANJIAN_WECHAT_API_BASE_URL"):
+        WeChatInput.from_credentials({key: "http://127.0.0.1:9/cgi-bin/", "domain": Domain.empty()})
 
 # -- reading ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Handing over to a person and back, over REST and the staff API."""
 import requests
-from integration.conftest import STAFF_TOKEN
+
+from tests.integration.conftest import STAFF_TOKEN
 
 
 def staff(webhook, method, path, **kwargs):

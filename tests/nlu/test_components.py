@@ -1,13 +1,14 @@
 """The custom graph components, trained and run the way Rasa runs them."""
 import pytest
-from bot.nlu.entities import SpacyEntityRulerExtractor
-from bot.nlu.normalizer import ChineseTextNormalizer
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.loading import load_data
 from rasa.shared.nlu.training_data.message import Message
+
+from tuanjian.rasa_server.nlu.entities import SpacyEntityRulerExtractor
+from tuanjian.rasa_server.nlu.normalizer import ChineseTextNormalizer
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_entity_marks_the_extractor_and_span(extractor):
 
 
 def sentence_feature(text):
-    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
+    from tuanjian.rasa_server.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
     featurizer = SentenceEncoderFeaturizer({}, "use")
     message = Message({TEXT: text})
@@ -111,11 +112,12 @@ def test_sentence_encoder_adds_nothing_for_empty_text():
 
 
 def test_blender_averages_diet_and_its_linear_model(storage):
-    from bot.nlu.blender import IntentBlender, linear_probabilities
-    from bot.nlu.sentence_encoder import SentenceEncoderFeaturizer
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
     from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
     from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from tuanjian.rasa_server.nlu.blender import IntentBlender, linear_probabilities
+    from tuanjian.rasa_server.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
     tokenizer = JiebaTokenizer.create(
         {**JiebaTokenizer.get_default_config(), "dictionary_path": "data/dict"}, storage,
@@ -141,8 +143,10 @@ def test_blender_averages_diet_and_its_linear_model(storage):
     # DIET (wrongly) sure it is a greeting: the blend weighs that certainty
     # against the linear model's, which was trained on the password wordings.
     message.set(INTENT_RANKING_KEY, [{"name": "greet", "confidence": 1.0}])
-    linear = dict(zip(blender.model["classifier"].classes_,
-                      linear_probabilities(blender.model, [message], blender._config)[0], strict=False))
+    model = blender.model
+    assert model is not None
+    linear = dict(zip(model["classifier"].classes_,
+                      linear_probabilities(model, [message], blender._config)[0], strict=False))
     blender.process([message])
     ranking = {r["name"]: r["confidence"] for r in message.get(INTENT_RANKING_KEY)}
     weight = IntentBlender.get_default_config()["diet_weight"]
@@ -151,11 +155,11 @@ def test_blender_averages_diet_and_its_linear_model(storage):
     assert abs(sum(ranking.values()) - 1.0) < 1e-6
     assert message.get(INTENT)["name"] == "faq_forgot_password"
     # Saved and loaded with coef_.T C-ordered, so predict_proba need not copy it.
-    assert blender.model["classifier"].coef_.T.flags["C_CONTIGUOUS"]
+    assert model["classifier"].coef_.T.flags["C_CONTIGUOUS"]
 
 
 def test_pinyin_features_join_homophone_typos_to_the_intended_words():
-    from bot.nlu.blender import pinyin_ngrams
+    from tuanjian.rasa_server.nlu.blender import pinyin_ngrams
 
     assert pinyin_ngrams("泥好") == pinyin_ngrams("你好") == ["ni", "hao", "ni hao"]
     # Latin text and digits pass through as their own words.
@@ -168,7 +172,7 @@ def test_each_situation_option_typed_out_reads_as_that_option_only(extractor, do
     """The member may type a button's title instead of clicking it ("尚未落实就业" is not 就业)."""
     import json
 
-    from bot.nlu.text import normalize
+    from tuanjian.text import normalize
 
     buttons = domain_dict["responses"]["utter_ask_graduate_situation"][0]["buttons"]
     for button in buttons:

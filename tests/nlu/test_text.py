@@ -1,5 +1,6 @@
 import pytest
-from bot.nlu.text import MAX_CHARS, has_words, normalize
+
+from tuanjian.text import MAX_CHARS, has_words, normalize
 
 
 @pytest.mark.parametrize(

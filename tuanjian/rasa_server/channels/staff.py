@@ -49,7 +49,7 @@ from tuanjian.rasa_server.channels.guard import JSON_HEADERS, domain_text, json_
 from tuanjian.rasa_server.channels.static_pages import add_page_routes
 from tuanjian.rasa_server.channels.web_session import HEADER as SESSION_HEADER
 from tuanjian.rasa_server.channels.web_session import WebSessions, open_session_id
-from tuanjian.rasa_server.channels.wechat_client import customer_service_client
+from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, split_text
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ class StaffInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> "StaffInput":
         credentials = credentials or {}
+        refuse_moved_keys(credentials)
         session_secret = settings.secret(settings.WEB_SESSION_SECRET)
         wechat = settings.wechat_secrets()
         return cls(token=settings.staff_api_token(),

@@ -33,7 +33,7 @@ from wechatpy.utils import WeChatSigner
 from tuanjian import settings
 from tuanjian.conversation_ids import conversation_id
 from tuanjian.rasa_server.channels.guard import RATE_LIMITED_RESPONSE, MessageRateLimit, domain_text, json_error
-from tuanjian.rasa_server.channels.wechat_client import customer_service_client
+from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class WeChatInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> "WeChatInput":
         credentials = credentials or {}
+        refuse_moved_keys(credentials)
         secrets = {key: credentials.get(key) or value for key, value in settings.wechat_secrets().items()}
         return cls(token=secrets["token"], app_id=secrets["app_id"], app_secret=secrets["app_secret"],
                    encoding_aes_key=secrets["encoding_aes_key"],

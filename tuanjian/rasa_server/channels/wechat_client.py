@@ -29,4 +29,17 @@ def customer_service_client(app_id: str | None, app_secret: str | None,
     """A client, or None when the Official Account's id or secret is not set."""
     if not (app_id and app_secret):
         return None
-    return CustomerServiceClient(app_id, app_secret, api_base_url or settings.wechat_api_base_url())
+    return CustomerServiceClient(app_id, app_secret, api_base_url)
+
+
+# credentials.yml keys that became one setting: TUANJIAN_WECHAT_API_BASE_URL.
+MOVED_KEYS = ("api_base_url", "wechat_api_base_url")
+
+
+def refuse_moved_keys(credentials: dict[str, Any]) -> None:
+    """A credentials.yml that still names WeChat's address stops the server
+    rather than silently talking to api.weixin.qq.com."""
+    moved = [key for key in MOVED_KEYS if key in credentials]
+    if moved:
+        raise ValueError(f"credentials.yml: {', '.join(moved)} moved to the environment "
+                         f"variable {settings.WECHAT_API_BASE_URL}")
