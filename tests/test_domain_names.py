@@ -3,7 +3,7 @@
 The names module is checked whole; beyond it, every string literal that the
 actions and the plugins pass where Rasa expects a slot, an action, a form or a
 response (SlotSet, get_slot, FollowupAction, ActiveLoop, utter_message's
-response, an action's name()) is looked up, so a rename in domain/ that leaves
+response, an action's name()) or compares with an intent is looked up, so a rename in domain/ that leaves
 Python behind fails here instead of in a conversation.
 """
 import ast
@@ -50,6 +50,13 @@ def literal_references(path: Path) -> Iterator[tuple[str, str, int]]:
                 value = keyword.value
                 if keyword.arg == "response" and isinstance(value, ast.Constant) and isinstance(value.value, str):
                     yield "response", value.value, node.lineno
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and "intent" in node.left.id:
+            # intent == "faq_wrong_info", intent in ("greet", ...)
+            for compared in node.comparators:
+                items = compared.elts if isinstance(compared, (ast.Tuple, ast.List, ast.Set)) else [compared]
+                for item in items:
+                    if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                        yield "intent", item.value, node.lineno
         elif isinstance(node, ast.FunctionDef) and node.name == "name" and "actions" in path.parts:
             # An action's name (channels and components have a name() too).
             for returned in ast.walk(node):
@@ -59,6 +66,8 @@ def literal_references(path: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def known(domain: Domain, kind: str, name: str) -> bool:
+    if kind == "intent":
+        return name in domain.intents or name == domain_names.NLU_FALLBACK
     if kind == "slot":
         return name in {slot.name for slot in domain.slots}
     if kind == "response":
@@ -73,6 +82,7 @@ def test_the_scan_sees_the_actions():
     found = {(kind, name) for path in CODE for kind, name, _ in literal_references(path)}
     assert ("action", "action_transfer_status") in found
     assert ("response", "utter_handoff_unavailable") in found
+    assert ("intent", "faq_wrong_info") in found
     assert any(kind == "slot" for kind, _ in found)
 
 
