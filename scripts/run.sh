@@ -13,7 +13,7 @@ train_if_needed
 python -m tuanjian.backend.demo
 
 # Secrets the embedded default needs, generated for this run when not set
-# (README, "Security"): the action server's shared secret, the key that
+# (docs/security.md): the action server's shared secret, the key that
 # signs the web page's session ids and the key of the verification throttle's
 # digests (a new one forgets the throttle's counts: set it to keep them).
 export ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-$(new_secret)}"

@@ -7,7 +7,7 @@ a variable before starting a server gets it. `.env.example` and the README's
 Secrets are never in a file of the repository: scripts/run.sh generates the
 three the embedded default needs (ACTION_SERVER_TOKEN, WEB_SESSION_SECRET,
 TUANJIAN_THROTTLE_KEY) when they are not set, and a deployment sets them
-(README, "Security").
+(docs/security.md).
 """
 from __future__ import annotations
 

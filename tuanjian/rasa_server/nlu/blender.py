@@ -3,8 +3,8 @@
 DIET on about two thousand short examples is confidently wrong on wordings far
 from its training data; a logistic regression over character n-grams, jieba
 words, pinyin and the sentence embedding errs on other messages. A weighted
-mean of the two rankings has fewer errors than either (README, "How the
-pipeline was chosen").
+mean of the two rankings has fewer errors than either (docs/experiments.md,
+"How the pipeline was chosen").
 The component runs after DIET and before the FallbackClassifier, so the
 fallback threshold applies to the blended confidence.
 """
