@@ -124,11 +124,13 @@ def featurized(texts: list[str], gold: list[str]) -> list[Message]:
     return messages
 
 
-def evaluate(cv: dict[str, Any], grid: dict[str, list], diet_weight: float,
+def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any],
              examples: int = 0) -> None:
+    """Blend errors for each combination of the grid's values over the `base` settings."""
     from benchmark.nlu_eval import tfidf_baseline
     from tuanjian.rasa_server.nlu.blender import fit_linear_model, linear_probabilities
 
+    diet_weight = base["diet_weight"]
     texts = np.array(cv["texts"], dtype=object)
     messages = np.array(featurized(cv["texts"], cv["gold"]), dtype=object)
     gold = np.array(cv["gold"])
@@ -142,7 +144,8 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list], diet_weight: float,
         baseline[fold == k] = tfidf_baseline(texts[fold != k], gold[fold != k], texts[fold == k])
     print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}", flush=True)
     for values in itertools.product(*grid.values()):
-        settings = dict(zip(grid.keys(), values, strict=False))
+        changed = dict(zip(grid.keys(), values, strict=False))
+        settings = {**base, **changed}
         linear = np.zeros_like(diet)
         for k in sorted(set(fold)):
             model = fit_linear_model(list(messages[fold != k]), settings)
@@ -152,7 +155,7 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list], diet_weight: float,
         predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
                      for w in DIET_WEIGHTS}
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
-        print(f"{settings} errors of {len(gold)} by DIET weight: {errors}", flush=True)
+        print(f"{changed} errors of {len(gold)} by DIET weight: {errors}", flush=True)
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
     chosen = predicted[diet_weight]
@@ -177,6 +180,8 @@ def main() -> None:
     parser.add_argument("--diet", action="append", default=[], metavar="KEY=VALUE",
                         help="override a DIETClassifier setting of config.yml")
     parser.add_argument("--grid", action="store_true", help="try a grid of blender settings")
+    parser.add_argument("--blender", action="append", default=[], metavar="KEY=V1,V2",
+                        help="try these values of a blender setting (over config.yml's)")
     parser.add_argument("--examples", type=int, default=0, metavar="N",
                         help="print N misread training examples of each frequent confusion")
     args = parser.parse_args()
@@ -191,8 +196,11 @@ def main() -> None:
         path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
     print(f"DIET {config['pipeline'][-1]}")
     settings = blender_settings()
-    chosen = {key: [value] for key, value in settings.items() if key in GRID}
-    evaluate(cv, GRID if args.grid else chosen, settings["diet_weight"], args.examples)
+    grid = dict(GRID) if args.grid else {key: [value] for key, value in settings.items() if key in GRID}
+    for item in args.blender:
+        key, values = item.split("=", 1)
+        grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+    evaluate(cv, grid, settings, args.examples)
 
 
 if __name__ == "__main__":
