@@ -38,6 +38,14 @@ WEB_SESSION_SECRET = "WEB_SESSION_SECRET"
 THROTTLE_KEY = "TUANJIAN_THROTTLE_KEY"
 # The transfer and help-desk backend's database (SQLAlchemy URL).
 DATABASE_URL = "TUANJIAN_DATABASE_URL"
+# The production profile: Rasa's tracker store on this SQLAlchemy URL (PostgreSQL)
+# instead of endpoints.yml's SQLite file, and Redis for the lock store and the
+# WeChat channel's option memory. Unset: the embedded default.
+TRACKER_STORE_URL = "TUANJIAN_TRACKER_STORE_URL"
+REDIS_URL = "TUANJIAN_REDIS_URL"
+# Connections each process keeps to the backend's database (SQLAlchemy pool).
+DATABASE_POOL_SIZE = "TUANJIAN_DATABASE_POOL_SIZE"
+DATABASE_MAX_OVERFLOW = "TUANJIAN_DATABASE_MAX_OVERFLOW"
 # Where the action server listens: 127.0.0.1, or e.g. 0.0.0.0 inside a container network.
 ACTIONS_HOST = "TUANJIAN_ACTIONS_HOST"
 # Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.
@@ -64,6 +72,8 @@ REQUIRE_POSTGRES = "TUANJIAN_REQUIRE_POSTGRES"
 DEFAULT_ACTIONS_HOST = "127.0.0.1"
 DEFAULT_ACTIONS_PORT = 5055  # endpoints.yml names it too
 DEFAULT_MESSAGES_PER_MINUTE = 30
+DEFAULT_DATABASE_POOL_SIZE = 5
+DEFAULT_DATABASE_MAX_OVERFLOW = 5
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://127.0.0.1:5432/test"
 
 # -- limits (not settings: what a request may be) ------------------------------
@@ -95,6 +105,28 @@ def database_url() -> str:
 
 def default_tracker_url() -> str:
     return f"sqlite:///{DEFAULT_TRACKER_PATH}"
+
+
+def tracker_store_url() -> str | None:
+    """The production tracker store (a SQLAlchemy URL), or None for endpoints.yml's."""
+    return _get(TRACKER_STORE_URL)
+
+
+def tracker_url() -> str:
+    """Where conversations are kept, for the report: the production store or the SQLite file."""
+    return tracker_store_url() or default_tracker_url()
+
+
+def redis_url() -> str | None:
+    return _get(REDIS_URL)
+
+
+def database_pool() -> dict[str, int]:
+    """The backend engine's pool: replicas x processes x (pool_size + max_overflow),
+    plus Rasa's own tracker-store pool (SQL_POOL_SIZE, SQL_MAX_OVERFLOW), must stay
+    under PostgreSQL's max_connections."""
+    return {"pool_size": int(_get(DATABASE_POOL_SIZE) or DEFAULT_DATABASE_POOL_SIZE),
+            "max_overflow": int(_get(DATABASE_MAX_OVERFLOW) or DEFAULT_DATABASE_MAX_OVERFLOW)}
 
 
 def actions_host() -> str:

@@ -66,3 +66,14 @@ def test_no_engine_at_import_time():
             "assert db._engine is None and db._sessionmaker is None")
     env = dict(os.environ, TUANJIAN_DATABASE_URL="postgresql+psycopg2://127.0.0.1:1/nowhere")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+
+
+def test_postgresql_pool_size_comes_from_the_settings(monkeypatch):
+    monkeypatch.setenv(settings.DATABASE_POOL_SIZE, "3")
+    monkeypatch.setenv(settings.DATABASE_MAX_OVERFLOW, "2")
+    engine = db.make_engine("postgresql+psycopg2://127.0.0.1:5432/test")  # no connection is made
+    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)
+    monkeypatch.delenv(settings.DATABASE_POOL_SIZE)
+    monkeypatch.delenv(settings.DATABASE_MAX_OVERFLOW)
+    engine = db.make_engine("postgresql+psycopg2://127.0.0.1:5432/test")
+    assert (engine.pool.size(), engine.pool._max_overflow) == (5, 5)

@@ -27,6 +27,7 @@ def make_engine(url: str | None = None) -> Engine:
     kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 2}
+        kwargs.update(settings.database_pool())
     elif url.startswith("sqlite"):
         # The action server calls the backend from worker threads; a pooled
         # connection is only ever used by one thread at a time.

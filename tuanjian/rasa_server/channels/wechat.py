@@ -9,6 +9,7 @@ beyond the first when it is too long for one message.
 """
 import asyncio
 import hmac
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -42,6 +43,7 @@ MAX_CLOCK_SKEW = 5 * 60
 REPLY_TIMEOUT = 4.5
 SEEN_TTL = 60.0  # longer than WeChat's 15 s of retries
 OPTIONS_TTL = 30 * 60.0
+OPTIONS_PREFIX = "tuanjian:wechat-options:"
 HINT_RESPONSE = "utter_wechat_reply_with_number"
 SUBSCRIBE_PAYLOAD = "/greet"
 NON_TEXT_PAYLOAD = "/non_text_message"
@@ -69,6 +71,34 @@ class TTLStore:
 
     def pop(self, key: Hashable) -> None:
         self._items.pop(key, None)
+
+
+class RedisTTLStore:
+    """TTLStore's interface on Redis, for values that are JSON: the numbered
+    options a member was shown, readable by whichever replica gets the reply."""
+
+    def __init__(self, url: str, ttl: float, prefix: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2)
+        self.ttl = ttl
+        self.prefix = prefix
+
+    def get(self, key: Hashable) -> Any:
+        raw = self.client.get(f"{self.prefix}{key}")
+        return json.loads(raw) if raw is not None else None
+
+    def set(self, key: Hashable, value: Any) -> None:
+        self.client.set(f"{self.prefix}{key}", json.dumps(value, ensure_ascii=False), ex=int(self.ttl))
+
+    def pop(self, key: Hashable) -> None:
+        self.client.delete(f"{self.prefix}{key}")
+
+
+def option_store() -> TTLStore | RedisTTLStore:
+    """Where the numbered options live: Redis in the production profile."""
+    url = settings.redis_url()
+    return RedisTTLStore(url, OPTIONS_TTL, OPTIONS_PREFIX) if url else TTLStore(OPTIONS_TTL)
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -109,7 +139,7 @@ class WeChatInput(InputChannel):
         client: Any = None,
         api_base_url: str | None = None,
         seen: TTLStore | None = None,
-        options: TTLStore | None = None,
+        options: TTLStore | RedisTTLStore | None = None,
         clock: Callable[[], float] = time.time,
         per_minute: int = 0,
     ) -> None:
@@ -123,7 +153,7 @@ class WeChatInput(InputChannel):
         self.reply_timeout = reply_timeout
         self.api_base_url = api_base_url
         self.seen = seen if seen is not None else TTLStore(SEEN_TTL)
-        self.options = options if options is not None else TTLStore(OPTIONS_TTL)
+        self.options = options if options is not None else option_store()
         self.clock = clock
         self.rate_limit = MessageRateLimit(per_minute)
         self._client = client

@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--from", dest="first", metavar="YYYY-MM-DD",
                         help="first day (default: 29 days before --to)")
     parser.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day, included (default: today)")
-    parser.add_argument("--tracker-db", default=settings.default_tracker_url(), metavar="URL",
+    parser.add_argument("--tracker-db", default=settings.tracker_url(), metavar="URL",
                         help="SQLAlchemy URL of Rasa's SQL tracker store (default: sqlite:///var/tracker.db)")
     parser.add_argument("--backend-db", default=None, metavar="URL",
                         help="SQLAlchemy URL of the backend (default: $TUANJIAN_DATABASE_URL, else var/tuanjian.db)")

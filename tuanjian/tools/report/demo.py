@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuanjian.tools.report.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="http://localhost:5005", help="the Rasa server (default: %(default)s)")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="conversations (default: %(default)s)")
-    parser.add_argument("--tracker-db", default=settings.default_tracker_url(),
+    parser.add_argument("--tracker-db", default=settings.tracker_url(),
                         help="the tracker store to check afterwards, for a local server (default: var/tracker.db)")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the server (default: 120)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
