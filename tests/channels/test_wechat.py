@@ -12,8 +12,9 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
-from tuanjian.rasa_server.channels.wechat import TTLStore, WeChatInput
+from tuanjian.rasa_server.channels.wechat import RedisTTLStore, TTLStore, WeChatInput
 from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, chosen_payload, render, split_text, utf8_len
+from tuanjian.rasa_server.channels.wechat_replies import RedisReplies
 from tuanjian.settings import MAX_BODY_BYTES
 
 TOKEN = "test-token"
@@ -403,3 +404,46 @@ def test_ttl_store_expires():
     assert store.get("a") is None
     store.set("b", 2)
     assert store.get("b") == 2 and "a" not in store._items
+
+
+# -- replicas (production profile: claims in Redis) --------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def shared_replies():
+    """Two replicas' claim stores on one Redis, under a prefix of this test's own."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({error}); .ci/run starts it")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    return [RedisReplies(REDIS_URL, prefix=prefix), RedisReplies(REDIS_URL, prefix=prefix)]
+
+
+async def test_retries_spread_over_two_replicas_make_one_turn(serve, make_channel, rasa, wechat_api,
+                                                              shared_replies):
+    first = await serve(make_channel(replies=shared_replies[0]))
+    second = await serve(make_channel(replies=shared_replies[1]))
+    rasa.delay = 0.3
+    body = text_xml("怎么转出", msg_id=6054768590064713999)
+    replies = await asyncio.gather(first.post(body), second.post(body), second.post(body))
+    later = await first.post(body)
+    assert {reply_content(text) for _, text in [*replies, later]} == {"收到：怎么转出"}
+    assert rasa.texts == ["怎么转出"]
+    assert wechat_api.sent == []
+
+
+async def test_without_redis_a_message_is_still_answered():
+    # Redis away: the replica that got the message answers it (a retry sent to
+    # another replica might then run again); nothing raises.
+    replies = RedisReplies("redis://127.0.0.1:1/0")
+    assert await replies.claim("msg:1") is True
+    assert await replies.wait("msg:1", 0.1) is None
+    options = RedisTTLStore("redis://127.0.0.1:1/0", 60, "test:")
+    options.set("openid", ["/greet"])
+    assert options.get("openid") is None
+    options.pop("openid")

@@ -22,6 +22,7 @@ import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.core.domain import Domain
+from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -36,12 +37,12 @@ from tuanjian.conversation_ids import conversation_id
 from tuanjian.rasa_server.channels.guard import RATE_LIMITED_RESPONSE, MessageRateLimit, domain_text, json_error
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text
+from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
 
 logger = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW = 5 * 60
 REPLY_TIMEOUT = 4.5
-SEEN_TTL = 60.0  # longer than WeChat's 15 s of retries
 OPTIONS_TTL = 30 * 60.0
 OPTIONS_PREFIX = "tuanjian:wechat-options:"
 HINT_RESPONSE = "utter_wechat_reply_with_number"
@@ -84,15 +85,27 @@ class RedisTTLStore:
         self.ttl = ttl
         self.prefix = prefix
 
+    # Redis away: the options are forgotten (a number is then read as text),
+    # the turn still answers.
     def get(self, key: Hashable) -> Any:
-        raw = self.client.get(f"{self.prefix}{key}")
+        try:
+            raw = self.client.get(f"{self.prefix}{key}")
+        except RedisError:
+            logger.warning("WeChat options of %s unreadable: Redis unavailable", key)
+            return None
         return json.loads(raw) if raw is not None else None
 
     def set(self, key: Hashable, value: Any) -> None:
-        self.client.set(f"{self.prefix}{key}", json.dumps(value, ensure_ascii=False), ex=int(self.ttl))
+        try:
+            self.client.set(f"{self.prefix}{key}", json.dumps(value, ensure_ascii=False), ex=int(self.ttl))
+        except RedisError:
+            logger.warning("WeChat options of %s not kept: Redis unavailable", key)
 
     def pop(self, key: Hashable) -> None:
-        self.client.delete(f"{self.prefix}{key}")
+        try:
+            self.client.delete(f"{self.prefix}{key}")
+        except RedisError:
+            logger.warning("WeChat options of %s not cleared: Redis unavailable", key)
 
 
 def option_store() -> TTLStore | RedisTTLStore:
@@ -138,7 +151,7 @@ class WeChatInput(InputChannel):
         reply_timeout: float = REPLY_TIMEOUT,
         client: Any = None,
         api_base_url: str | None = None,
-        seen: TTLStore | None = None,
+        replies: LocalReplies | RedisReplies | None = None,
         options: TTLStore | RedisTTLStore | None = None,
         clock: Callable[[], float] = time.time,
         per_minute: int = 0,
@@ -152,7 +165,7 @@ class WeChatInput(InputChannel):
             if token and encoding_aes_key and app_id else None
         self.reply_timeout = reply_timeout
         self.api_base_url = api_base_url
-        self.seen = seen if seen is not None else TTLStore(SEEN_TTL)
+        self.replies = replies if replies is not None else reply_claims()
         self.options = options if options is not None else option_store()
         self.clock = clock
         self.rate_limit = MessageRateLimit(per_minute)
@@ -252,28 +265,29 @@ class WeChatInput(InputChannel):
     async def _passive_reply(self, key: str, openid: str, text: str,
                              on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str:
         """The passive reply for a message; a retry gets the first one's."""
-        passive = self.seen.get(key)
-        if passive is None:
-            passive = asyncio.get_running_loop().create_future()
-            self.seen.set(key, passive)
-            # Its own task: a request WeChat gave up on must not cancel the turn.
-            task = asyncio.ensure_future(self._run(passive, openid, text, on_new_message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not await self.replies.claim(key):
+            # _run settles the first copy's reply within reply_timeout.
+            return await self.replies.wait(key, self.reply_timeout + 1.0) or SUCCESS
+        passive = asyncio.get_running_loop().create_future()
+        # Its own task: a request WeChat gave up on must not cancel the turn.
+        task = asyncio.ensure_future(self._run(key, passive, openid, text, on_new_message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(passive)
 
-    async def _run(self, passive: asyncio.Future, openid: str, text: str,
+    async def _run(self, key: str, passive: asyncio.Future, openid: str, text: str,
                    on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        """Resolve `passive` within reply_timeout; send what it could not hold."""
+        """Resolve `passive` (and the claim retries wait on) within reply_timeout;
+        send what it could not hold."""
         turn = asyncio.ensure_future(self._turn(openid, text, on_new_message))
         try:
             done, _ = await asyncio.wait({turn}, timeout=self.reply_timeout)
             if done:
                 parts = turn.result()
-                passive.set_result(parts[0] if parts else SUCCESS)
+                await self._settle(key, passive, parts[0] if parts else SUCCESS)
                 parts = parts[1:]
             else:
-                passive.set_result(SUCCESS)
+                await self._settle(key, passive, SUCCESS)
                 parts = await turn
             for part in parts:
                 await self._send(openid, part)
@@ -282,6 +296,13 @@ class WeChatInput(InputChannel):
         finally:
             if not passive.done():
                 passive.set_result(SUCCESS)
+
+    async def _settle(self, key: str, passive: asyncio.Future, reply: str) -> None:
+        passive.set_result(reply)
+        try:
+            await self.replies.resolve(key, reply)
+        except Exception:  # Redis away: retries on other replicas answer "success"
+            logger.warning("WeChat reply of %s not shared with other replicas", key, exc_info=True)
 
     async def _turn(self, openid: str, text: str,
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[str]:
