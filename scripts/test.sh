@@ -15,8 +15,8 @@ rasa data validate --domain domain --data data --config config.yml --quiet
 echo "== train (only if data, domain or config changed)"
 train_if_needed
 
-echo "== browser test dependencies (Debian's chromium, a Chinese font)"
-scripts/browser_deps.sh
+echo "== system packages the tests need (Debian's chromium, a Chinese font, nginx)"
+scripts/system_deps.sh
 
 echo "== unit, integration and browser tests"
 python -m pytest -q tests

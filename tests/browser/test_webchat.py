@@ -3,7 +3,7 @@
 Opens the page, waits for the welcome menu, asks an FAQ, clicks a quick reply
 of the answer, checks both answers, reloads and finds the history, then takes
 a phone-sized screenshot to results/webchat.png. Chromium is never downloaded:
-scripts/browser_deps.sh installs Debian's package, and a missing
+scripts/system_deps.sh installs Debian's package, and a missing
 /usr/bin/chromium fails this test rather than skipping it.
 """
 from pathlib import Path
@@ -31,7 +31,7 @@ def chromium_problem():
     """Why the browser test cannot run here, or None."""
     if not CHROMIUM.exists():
         return (f"{CHROMIUM} is missing: the browser test needs Debian's Chromium; "
-                "install it with scripts/browser_deps.sh (apt-get install chromium)")
+                "install it with scripts/system_deps.sh (apt-get install chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:

@@ -1,0 +1,177 @@
+"""The production topology on one machine: N Rasa replicas and an action
+server on PostgreSQL and Redis, behind nginx (round robin, no stickiness).
+
+    scripts/run_replicas.sh [--replicas 2] [--port 8080]
+
+Every replica has the same settings a deployment gives it: the tracker store
+and the backend on PostgreSQL (each in a schema of its own, made for the run
+and dropped after it), Rasa's RedisLockStore and the WeChat claims in Redis,
+the proxy trusted for X-Forwarded-For. The tests in
+tests/integration/test_replicas.py run against it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from benchmark.local_servers import answers_greeting, free_port
+from tuanjian import settings
+from tuanjian.backend import db
+from tuanjian.polling import wait_until
+
+POSTGRES_URL = settings.test_postgres_url()
+REDIS_URL = "redis://127.0.0.1:6379/14"
+CREATE_TRACKER_TABLES = (
+    "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
+    "TrackerStore.create(EndpointConfig(type='tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore'))")
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {run}/nginx.pid;
+error_log {run}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {run}/body;
+  proxy_temp_path {run}/proxy;
+  fastcgi_temp_path {run}/fastcgi;
+  uwsgi_temp_path {run}/uwsgi;
+  scgi_temp_path {run}/scgi;
+  client_max_body_size 1m;
+  upstream rasa {{
+{servers}
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://rasa;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_read_timeout 30s;
+    }}
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class Topology:
+    base: str  # the proxy, e.g. http://127.0.0.1:8080
+    replicas: list[str]  # each replica's own address
+    tracker_store_url: str
+    database_url: str
+    logs: Path
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not found:
+        raise RuntimeError("nginx is missing: scripts/system_deps.sh installs Debian's package")
+    return found
+
+
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A SQLAlchemy URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = db.make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Topology]:
+    if not settings.MODEL_PATH.exists():
+        raise RuntimeError("train first: scripts/test.sh trains before running pytest")
+    logs = Path(tempfile.mkdtemp(prefix="topology-"))
+    with postgres_schema("topology_tracker") as tracker_url, postgres_schema("topology_backend") as backend_url:
+        action_port, proxy_port = free_port(), port or free_port()
+        rasa_ports = [free_port() for _ in range(replicas)]
+        endpoints = logs / "endpoints.yml"
+        endpoints.write_text(
+            f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
+            "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
+            "tracker_store:\n  type: tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore\n"
+            "lock_store:\n  type: tuanjian.rasa_server.lock_store.LockStoreFromSettings\n")
+        env = dict(os.environ, TUANJIAN_DATABASE_URL=backend_url, TUANJIAN_TRACKER_STORE_URL=tracker_url,
+                   TUANJIAN_REDIS_URL=REDIS_URL, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
+                   ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
+                   TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0",
+                   SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5")
+        subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=settings.ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        # The tracker store's table, made once: replicas starting together would
+        # race to create it (a deployment runs this as its migration step).
+        subprocess.run([sys.executable, "-c", CREATE_TRACKER_TABLES], cwd=settings.ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (logs / "nginx.conf").write_text(NGINX_CONF.format(
+            run=logs, port=proxy_port,
+            servers="\n".join(f"    server 127.0.0.1:{p};" for p in rasa_ports)))
+        commands = [("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)])]
+        commands += [(f"rasa-{i}", ["rasa", "run", "--model", str(settings.MODEL_PATH), "--port", str(p),
+                                    "--endpoints", str(endpoints), "--credentials", "credentials.yml"])
+                     for i, p in enumerate(rasa_ports)]
+        commands.append(("nginx", [nginx_binary(), "-p", str(logs), "-c", str(logs / "nginx.conf")]))
+        procs: list[subprocess.Popen[bytes]] = []
+        log_files = []
+        replica_urls = [f"http://127.0.0.1:{p}" for p in rasa_ports]
+
+        def all_up() -> bool:
+            exited = [proc for proc in procs if proc.poll() is not None]
+            if exited:
+                raise RuntimeError(f"a server exited with {exited[0].returncode}; logs in {logs}")
+            return all(answers_greeting(url) for url in replica_urls)
+
+        try:
+            for name, command in commands:
+                log_files.append(open(logs / f"{name}.log", "w"))
+                procs.append(subprocess.Popen(command, cwd=settings.ROOT, env=env,
+                                              stdout=log_files[-1], stderr=subprocess.STDOUT))
+            if not wait_until(all_up, timeout=300):
+                raise RuntimeError(f"the replicas did not come up; logs in {logs}")
+            yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for log in log_files:
+                log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8080, help="the proxy's port")
+    args = parser.parse_args()
+    with running_topology(args.replicas, args.port) as topology:
+        print(f"{args.replicas} replicas behind nginx at {topology.base}/webhooks/rest/webhook "
+              f"(logs in {topology.logs}); Ctrl-C stops everything", flush=True)
+        with suppress(KeyboardInterrupt):
+            subprocess.run(["sleep", "infinity"], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Two replicas behind nginx on PostgreSQL and Redis (benchmark/topology.py):
+every turn answered, each sender's turns stored in the order sent, none lost
+or doubled, whichever replica took which message. Rasa's own lock-store test
+(a burst of messages of one conversation) is the model."""
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from benchmark.topology import Topology, running_topology
+from tuanjian.backend import db
+
+BURST = 50
+SENDERS = 20
+TURNS_PER_SENDER = 5
+
+
+@pytest.fixture(scope="module")
+def topology() -> Iterator[Topology]:
+    with running_topology(replicas=2) as running:
+        yield running
+
+
+async def post(session: aiohttp.ClientSession, base: str, sender: str, message: str) -> list:
+    async with session.post(f"{base}/webhooks/rest/webhook", json={"sender": sender, "message": message},
+                            timeout=aiohttp.ClientTimeout(total=60)) as reply:
+        assert reply.status == 200, await reply.text()
+        return await reply.json()
+
+
+def stored_user_texts(topology: Topology, conversation: str) -> list[str]:
+    """The member messages of a conversation in the tracker store, in stored order."""
+    engine = db.make_engine(topology.tracker_store_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT data FROM events WHERE sender_id = :sender AND type_name = 'user' ORDER BY id"),
+                {"sender": conversation}).scalars().all()
+    finally:
+        engine.dispose()
+    return [json.loads(row)["text"] for row in rows]
+
+
+def test_both_replicas_serve(topology):
+    import requests
+
+    for replica in topology.replicas:
+        assert requests.post(f"{replica}/webhooks/rest/webhook", json={"sender": "probe", "message": "/greet"},
+                             timeout=30).json()
+
+
+async def test_a_burst_from_one_sender_is_answered_in_order(topology):
+    sender = f"burst-{uuid.uuid4().hex[:8]}"
+    messages = [f"忘记密码怎么办 第{i}条" for i in range(BURST)]
+    async with aiohttp.ClientSession() as session:
+        tasks = []
+        for message in messages:  # sent one after another without waiting for the replies
+            tasks.append(asyncio.ensure_future(post(session, topology.base, sender, message)))
+            await asyncio.sleep(0.02)
+        replies = await asyncio.gather(*tasks)
+    assert all(replies), "a message got no reply"
+    assert stored_user_texts(topology, f"rest:{sender}") == messages
+
+
+async def test_twenty_senders_in_parallel_keep_their_own_order(topology):
+    senders = [f"para-{uuid.uuid4().hex[:8]}" for _ in range(SENDERS)]
+
+    async def converse(session: aiohttp.ClientSession, sender: str) -> list[list]:
+        return [await post(session, topology.base, sender, f"团关系转接一直没通过 {turn}")
+                for turn in range(TURNS_PER_SENDER)]
+
+    async with aiohttp.ClientSession() as session:
+        conversations = await asyncio.gather(*(converse(session, s) for s in senders))
+    assert all(all(replies) for replies in conversations)
+    for sender in senders:
+        assert stored_user_texts(topology, f"rest:{sender}") == [
+            f"团关系转接一直没通过 {turn}" for turn in range(TURNS_PER_SENDER)]
