@@ -76,6 +76,7 @@ class Topology:
     tracker_store_url: str
     database_url: str
     logs: Path
+    pids: dict[str, int]  # process name (actions, rasa-0, …, nginx) → pid
 
 
 def nginx_binary() -> str:
@@ -150,7 +151,8 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
                                               stdout=log_files[-1], stderr=subprocess.STDOUT))
             if not wait_until(all_up, timeout=300):
                 raise RuntimeError(f"the replicas did not come up; logs in {logs}")
-            yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs)
+            pids = {name: proc.pid for (name, _), proc in zip(commands, procs, strict=True)}
+            yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs, pids)
         finally:
             for proc in procs:
                 proc.terminate()

@@ -1,0 +1,135 @@
+"""Load test of the production topology: realistic conversations from distinct
+members through nginx, on 1 and on 2 replicas.
+
+    source scripts/common.sh && python -m benchmark.load [--replicas 1 2] [--seconds 30]
+        [--levels 5 10 20 40] [--soak-minutes 10]
+
+Each simulated member plays one of four conversations (an FAQ, verification
+and their own status, the destination guide, a handoff), one message after
+the other, as a new sender each time. For every concurrency level the run
+prints messages per second and the p95 latency; the figure that counts is
+the highest messages per second at a p95 of 1 s or less. Then the CPU time
+and RSS of every process. With --soak-minutes it keeps the highest such level
+running on one topology and prints RSS after warm-up and at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import time
+import uuid
+
+import aiohttp
+import psutil
+
+from benchmark.run import percentile
+from benchmark.topology import Topology, running_topology
+
+CONVERSATIONS = {
+    "faq": ["你好", "忘记密码怎么办", "转接一直没通过是怎么回事", "谢谢"],
+    "status": ["帮我查一下我的转接进度", "2019001", "1234", "该找谁", "还要等多久"],
+    "guide": ["帮我判断该转到哪", "我已经工作了", "单位没有团组织", "不是党员", "没满28岁"],
+    "handoff": ["转不出去怎么办啊", "转人工", "还在吗"],
+}
+P95_LIMIT = 1.0
+
+
+async def member(session: aiohttp.ClientSession, base: str, messages: list[str],
+                 latencies: list[float], errors: list[str]) -> None:
+    sender = f"load-{uuid.uuid4().hex[:12]}"
+    for message in messages:
+        started = time.perf_counter()
+        try:
+            async with session.post(f"{base}/webhooks/rest/webhook", json={"sender": sender, "message": message},
+                                    timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                await reply.read()
+                if reply.status != 200:
+                    errors.append(str(reply.status))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            errors.append(type(error).__name__)
+        latencies.append(time.perf_counter() - started)
+
+
+async def level(base: str, concurrency: int, seconds: float) -> dict[str, float]:
+    """`concurrency` members at a time, each replaced by a new one when done, for `seconds`."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    kinds = itertools.cycle(CONVERSATIONS.values())
+    deadline = time.monotonic() + seconds
+    started = time.perf_counter()
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while time.monotonic() < deadline:
+            await member(session, base, next(kinds), latencies, errors)
+
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {"concurrency": concurrency, "messages": len(latencies), "per_second": len(latencies) / elapsed,
+            "p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95), "errors": len(errors)}
+
+
+def processes(topology: Topology) -> dict[str, dict[str, float]]:
+    found = {}
+    for name, pid in topology.pids.items():
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+        found[name] = {"cpu_s": sum(p.cpu_times().user + p.cpu_times().system for p in family),
+                       "rss_mb": sum(p.memory_info().rss for p in family) / 2**20}
+    return found
+
+
+def measure(replicas: int, levels: list[int], seconds: float) -> dict[str, float]:
+    print(f"== {replicas} replica(s) behind nginx", flush=True)
+    with running_topology(replicas) as topology:
+        asyncio.run(level(topology.base, 2, 5))  # warm-up
+        best: dict[str, float] = {}
+        for concurrency in levels:
+            result = asyncio.run(level(topology.base, concurrency, seconds))
+            print(f"  {concurrency:3d} members: {result['per_second']:6.1f} messages/s, "
+                  f"p50 {result['p50'] * 1000:6.0f} ms, p95 {result['p95'] * 1000:6.0f} ms, "
+                  f"errors {result['errors']}", flush=True)
+            if result["p95"] <= P95_LIMIT and result["errors"] == 0 \
+                    and result["per_second"] > best.get("per_second", 0):
+                best = result
+        for name, figures in processes(topology).items():
+            print(f"  {name:10s} CPU {figures['cpu_s']:7.1f} s, RSS {figures['rss_mb']:7.0f} MiB")
+    print(f"  best at p95 <= {P95_LIMIT:.0f} s: {best.get('per_second', 0):.1f} messages/s "
+          f"({best.get('concurrency', 0)} members)", flush=True)
+    return best
+
+
+def soak(minutes: float, concurrency: int) -> None:
+    print(f"== soak: {minutes:g} minutes at {concurrency} members on 1 replica", flush=True)
+    with running_topology(1) as topology:
+        asyncio.run(level(topology.base, concurrency, 60))  # warm-up
+        before = processes(topology)
+        result = asyncio.run(level(topology.base, concurrency, minutes * 60 - 60))
+        after = processes(topology)
+    print(f"  {result['per_second']:.1f} messages/s, p95 {result['p95'] * 1000:.0f} ms, "
+          f"errors {result['errors']}")
+    for name in before:
+        grown = (after[name]["rss_mb"] - before[name]["rss_mb"]) / before[name]["rss_mb"]
+        print(f"  {name:10s} RSS after warm-up {before[name]['rss_mb']:7.0f} MiB, "
+              f"at the end {after[name]['rss_mb']:7.0f} MiB ({grown:+.1%})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--levels", type=int, nargs="+", default=[5, 10, 20, 40])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--soak-minutes", type=float, default=0)
+    args = parser.parse_args()
+    best = {replicas: measure(replicas, args.levels, args.seconds) for replicas in args.replicas}
+    if len(best) == 2 and all(best.values()):
+        one, two = (best[r]["per_second"] for r in sorted(best))
+        print(f"== {max(best)} replicas / {min(best)}: {two / one:.2f}x the messages/s at p95 <= 1 s")
+    if args.soak_minutes:
+        soak(args.soak_minutes, int(best[min(best)].get("concurrency", 10) or 10))
+
+
+if __name__ == "__main__":
+    main()
