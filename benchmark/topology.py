@@ -62,7 +62,7 @@ http {{
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_read_timeout 30s;
+      proxy_read_timeout 120s;
     }}
   }}
 }}

@@ -107,3 +107,28 @@ def test_wechat_options_live_in_redis(monkeypatch, redis_url):
     assert 0 < store.client.ttl(f"{store.prefix}{openid}") <= OPTIONS_TTL
     store.pop(openid)
     assert store.get(openid) is None
+
+
+def issue_from_threads(stores, conversation, per_thread=50):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def issue(store):
+        return [store.issue_ticket(conversation) for _ in range(per_thread)]
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        return [t for tickets in pool.map(issue, stores) for t in tickets]
+
+
+def test_tickets_issued_at_once_by_several_replicas_are_all_kept(monkeypatch, redis_url):
+    # Rasa's RedisLockStore reads, changes and writes the lock: tickets issued at
+    # the same moment by two replicas overwrite each other and one is lost, and
+    # that conversation then stalls until the lost ticket expires.
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    stores = [LockStore.create(LOCK_ENDPOINT) for _ in range(4)]
+    conversation = f"web:{uuid.uuid4().hex}"
+    tickets = issue_from_threads(stores, conversation)
+    assert sorted(tickets) == list(range(200))
+    assert len(stores[0].get_lock(conversation).tickets) == 200
+    for ticket in tickets:
+        stores[ticket % 4].cleanup(conversation, ticket)
+    assert stores[0].get_lock(conversation) is None
