@@ -15,6 +15,8 @@ from tuanjian.polling import wait_until
 from tuanjian.settings import MODEL_PATH as MODEL
 from tuanjian.settings import ROOT
 
+RESPONSE_GENERATOR = "tuanjian.rasa_server.nlg.ResponseGenerator"  # as endpoints.yml names it
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -58,7 +60,8 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
     endpoints = logs / "endpoints.yml"
     endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
-                         "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n")
+                         "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
+                         f"nlg:\n  type: {RESPONSE_GENERATOR}\n")
     tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
     if tracker_db:
         with endpoints.open("a") as f:

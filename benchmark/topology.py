@@ -35,7 +35,8 @@ POSTGRES_URL = settings.test_postgres_url()
 REDIS_URL = "redis://127.0.0.1:6379/14"
 # The stores of the production profile, as deploy/k8s/configmap.yml names them too.
 ENDPOINTS_STORES = {"tracker_store": "tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore",
-                    "lock_store": "tuanjian.rasa_server.lock_store.LockStoreFromSettings"}
+                    "lock_store": "tuanjian.rasa_server.lock_store.LockStoreFromSettings",
+                    "nlg": "tuanjian.rasa_server.nlg.ResponseGenerator"}
 CREATE_TRACKER_TABLES = (
     "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
     "TrackerStore.create(EndpointConfig(type='tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore'))")
@@ -114,7 +115,8 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
             f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
             "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
             f"tracker_store:\n  type: {ENDPOINTS_STORES['tracker_store']}\n"
-            f"lock_store:\n  type: {ENDPOINTS_STORES['lock_store']}\n")
+            f"lock_store:\n  type: {ENDPOINTS_STORES['lock_store']}\n"
+            f"nlg:\n  type: {ENDPOINTS_STORES['nlg']}\n")
         env = dict(os.environ, TUANJIAN_DATABASE_URL=backend_url, TUANJIAN_TRACKER_STORE_URL=tracker_url,
                    TUANJIAN_REDIS_URL=REDIS_URL, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
                    ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),

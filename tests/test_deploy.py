@@ -91,4 +91,5 @@ def test_endpoints_match_the_local_topology():
     local = topology.ENDPOINTS_STORES
     assert endpoints["tracker_store"]["type"] == local["tracker_store"]
     assert endpoints["lock_store"]["type"] == local["lock_store"]
+    assert endpoints["nlg"]["type"] == local["nlg"]
     assert endpoints["action_endpoint"]["url"].endswith(":5055/webhook")
