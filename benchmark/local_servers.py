@@ -15,7 +15,10 @@ from tuanjian.polling import wait_until
 from tuanjian.settings import MODEL_PATH as MODEL
 from tuanjian.settings import ROOT
 
-RESPONSE_GENERATOR = "tuanjian.rasa_server.nlg.ResponseGenerator"  # as endpoints.yml names it
+# Our plugins as endpoints.yml (and deploy/k8s/configmap.yml) name them.
+ENDPOINT_PLUGINS = {"tracker_store": "tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore",
+                    "lock_store": "tuanjian.rasa_server.lock_store.LockStoreFromSettings",
+                    "nlg": "tuanjian.rasa_server.nlg.ResponseGenerator"}
 
 
 def free_port() -> int:
@@ -61,11 +64,11 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
     endpoints = logs / "endpoints.yml"
     endpoints.write_text(f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
                          "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
-                         f"nlg:\n  type: {RESPONSE_GENERATOR}\n")
+                         f"nlg:\n  type: {ENDPOINT_PLUGINS['nlg']}\n")
     tracker_db = logs / "tracker.db" if sqlite_tracker_store else None
     if tracker_db:
         with endpoints.open("a") as f:
-            f.write("tracker_store:\n  type: tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore\n"
+            f.write(f"tracker_store:\n  type: {ENDPOINT_PLUGINS['tracker_store']}\n"
                     f"  dialect: sqlite\n  db: {tracker_db}\n")
     if credentials is not None:
         (logs / "credentials.yml").write_text(credentials)
@@ -73,27 +76,43 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
                ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
                TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
     subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=ROOT, env=env, check=True)
-    log_files = [open(logs / "actions.log", "w"), open(logs / "rasa.log", "w")]
-    procs: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{rasa_port}"
+    commands = [
+        ("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)], env),
+        ("rasa", ["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port), "--endpoints", str(endpoints),
+                  "--credentials", str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
+         {**env, **(rasa_env or {})}),
+    ]
+    with running_processes(commands, logs, lambda: is_up(base), timeout=180) as pids:
+        yield RunningAssistant(base, pids["rasa"], pids["actions"], tracker_db, action_port,
+                               env["ACTION_SERVER_TOKEN"], logs)
+
+
+Command = tuple[str, list[str], dict[str, str]]  # name (its log is logs/<name>.log), argv, environment
+
+
+@contextmanager
+def running_processes(commands: list[Command], logs: Path, is_up: Callable[[], bool],
+                      timeout: float) -> Iterator[dict[str, int]]:
+    """Start the commands; yield their pids by name once is_up() holds (an error
+    if one exits first or `timeout` passes); stop them all afterwards."""
+    procs: list[subprocess.Popen[bytes]] = []
+    log_files = []
 
     def up_or_exited() -> bool:
         exited = [proc for proc in procs if proc.poll() is not None]
         if exited:
             raise RuntimeError(f"a server exited with {exited[0].returncode}; logs in {logs}")
-        return is_up(base)
+        return is_up()
 
     try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(action_port)],
-                                      cwd=ROOT, env=env, stdout=log_files[0], stderr=subprocess.STDOUT))
-        procs.append(subprocess.Popen(
-            ["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port), "--endpoints", str(endpoints),
-             "--credentials", str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
-            cwd=ROOT, env={**env, **(rasa_env or {})}, stdout=log_files[1], stderr=subprocess.STDOUT))
-        if not wait_until(up_or_exited, timeout=180):
+        for name, command, env in commands:
+            log_files.append(open(logs / f"{name}.log", "w"))
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_files[-1],
+                                          stderr=subprocess.STDOUT))
+        if not wait_until(up_or_exited, timeout=timeout):
             raise RuntimeError(f"servers did not come up; logs in {logs}")
-        yield RunningAssistant(base, procs[1].pid, procs[0].pid, tracker_db, action_port,
-                               env["ACTION_SERVER_TOKEN"], logs)
+        yield {name: proc.pid for (name, _, _), proc in zip(commands, procs, strict=True)}
     finally:
         for proc in procs:
             proc.terminate()

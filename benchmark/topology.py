@@ -26,20 +26,15 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from benchmark.local_servers import answers_greeting, free_port
+from benchmark.local_servers import ENDPOINT_PLUGINS, answers_greeting, free_port, running_processes
 from tuanjian import settings
 from tuanjian.backend import db
-from tuanjian.polling import wait_until
 
 POSTGRES_URL = settings.test_postgres_url()
 REDIS_URL = "redis://127.0.0.1:6379/14"
-# The stores of the production profile, as deploy/k8s/configmap.yml names them too.
-ENDPOINTS_STORES = {"tracker_store": "tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore",
-                    "lock_store": "tuanjian.rasa_server.lock_store.LockStoreFromSettings",
-                    "nlg": "tuanjian.rasa_server.nlg.ResponseGenerator"}
 CREATE_TRACKER_TABLES = (
     "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
-    "TrackerStore.create(EndpointConfig(type='tuanjian.rasa_server.tracker_store.RedactingSQLTrackerStore'))")
+    f"TrackerStore.create(EndpointConfig(type='{ENDPOINT_PLUGINS['tracker_store']}'))")
 NGINX_CONF = """worker_processes 1;
 daemon off;
 pid {run}/nginx.pid;
@@ -114,9 +109,9 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
         endpoints.write_text(
             f"action_endpoint:\n  url: http://127.0.0.1:{action_port}/webhook\n"
             "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
-            f"tracker_store:\n  type: {ENDPOINTS_STORES['tracker_store']}\n"
-            f"lock_store:\n  type: {ENDPOINTS_STORES['lock_store']}\n"
-            f"nlg:\n  type: {ENDPOINTS_STORES['nlg']}\n")
+            f"tracker_store:\n  type: {ENDPOINT_PLUGINS['tracker_store']}\n"
+            f"lock_store:\n  type: {ENDPOINT_PLUGINS['lock_store']}\n"
+            f"nlg:\n  type: {ENDPOINT_PLUGINS['nlg']}\n")
         env = dict(os.environ, TUANJIAN_DATABASE_URL=backend_url, TUANJIAN_TRACKER_STORE_URL=tracker_url,
                    TUANJIAN_REDIS_URL=REDIS_URL, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
                    ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
@@ -131,42 +126,15 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
         (logs / "nginx.conf").write_text(NGINX_CONF.format(
             run=logs, port=proxy_port,
             servers="\n".join(f"    server 127.0.0.1:{p};" for p in rasa_ports)))
-        commands = [("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)])]
+        commands = [("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)], env)]
         commands += [(f"rasa-{i}", ["rasa", "run", "--model", str(settings.MODEL_PATH), "--port", str(p),
-                                    "--endpoints", str(endpoints), "--credentials", "credentials.yml"])
+                                    "--endpoints", str(endpoints), "--credentials", "credentials.yml"], env)
                      for i, p in enumerate(rasa_ports)]
-        commands.append(("nginx", [nginx_binary(), "-p", str(logs), "-c", str(logs / "nginx.conf")]))
-        procs: list[subprocess.Popen[bytes]] = []
-        log_files = []
+        commands.append(("nginx", [nginx_binary(), "-p", str(logs), "-c", str(logs / "nginx.conf")], env))
         replica_urls = [f"http://127.0.0.1:{p}" for p in rasa_ports]
-
-        def all_up() -> bool:
-            exited = [proc for proc in procs if proc.poll() is not None]
-            if exited:
-                raise RuntimeError(f"a server exited with {exited[0].returncode}; logs in {logs}")
-            return all(answers_greeting(url) for url in replica_urls)
-
-        try:
-            for name, command in commands:
-                log_files.append(open(logs / f"{name}.log", "w"))
-                procs.append(subprocess.Popen(command, cwd=settings.ROOT, env=env,
-                                              stdout=log_files[-1], stderr=subprocess.STDOUT))
-            if not wait_until(all_up, timeout=300):
-                raise RuntimeError(f"the replicas did not come up; logs in {logs}")
-            pids = {name: proc.pid for (name, _), proc in zip(commands, procs, strict=True)}
+        with running_processes(commands, logs, lambda: all(answers_greeting(url) for url in replica_urls),
+                               timeout=300) as pids:
             yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs, pids)
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            for log in log_files:
-                log.close()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

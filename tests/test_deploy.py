@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from benchmark import topology
+from benchmark.local_servers import ENDPOINT_PLUGINS
 from tuanjian import settings
 
 KUBERNETES_VERSION = "1.28.0"
@@ -88,7 +88,7 @@ def test_only_the_channels_are_published():
 
 def test_endpoints_match_the_local_topology():
     endpoints = yaml.safe_load(by_kind("ConfigMap")["tuanjian-endpoints"]["data"]["endpoints.yml"])
-    local = topology.ENDPOINTS_STORES
+    local = ENDPOINT_PLUGINS
     assert endpoints["tracker_store"]["type"] == local["tracker_store"]
     assert endpoints["lock_store"]["type"] == local["lock_store"]
     assert endpoints["nlg"]["type"] == local["nlg"]

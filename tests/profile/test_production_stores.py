@@ -14,11 +14,10 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
-from sqlalchemy import text
 
+from benchmark.topology import postgres_schema
 from tests.conftest import POSTGRES_URL, _postgres_problem, _postgres_reachable
 from tuanjian import settings
-from tuanjian.backend import db
 from tuanjian.rasa_server.channels.wechat import OPTIONS_TTL, RedisTTLStore, TTLStore, option_store
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -41,17 +40,8 @@ def tracker_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema of its own."""
     if not _postgres_reachable():
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {_postgres_problem[0]}")
-    schema = f"tracker_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
+    with postgres_schema("tracker") as url:
+        yield url
 
 def test_without_settings_the_embedded_default(monkeypatch, tmp_path):
     monkeypatch.delenv(settings.TRACKER_STORE_URL, raising=False)
