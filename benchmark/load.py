@@ -2,7 +2,7 @@
 members through nginx, on 1 and on 2 replicas.
 
     source scripts/common.sh && python -m benchmark.load [--replicas 1 2] [--seconds 30]
-        [--levels 5 10 20 40] [--soak-minutes 10]
+        [--levels 5 10 20 40] [--soak-minutes 10] [--stock]
 
 Each simulated member plays one of four conversations (an FAQ, verification
 and their own status, the destination guide, a handoff), one message after
@@ -17,14 +17,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 import psutil
 
 from benchmark.run import percentile
 from benchmark.topology import Topology, running_topology
+from tuanjian import settings
+
+STOCK_MODEL = settings.MODEL_DIR / "stock.tar.gz"
+STOCK_CONFIG = Path(__file__).resolve().parent / "stock_config.yml"
 
 CONVERSATIONS = {
     "faq": ["你好", "忘记密码怎么办", "转接一直没通过是怎么回事", "谢谢"],
@@ -73,7 +79,7 @@ async def level(base: str, concurrency: int, seconds: float) -> dict[str, float]
 
 def processes(topology: Topology) -> dict[str, dict[str, float]]:
     found = {}
-    for name, pid in topology.pids.items():
+    for name, pid in topology.processes.pids.items():
         process = psutil.Process(pid)
         family = [process, *process.children(recursive=True)]
         found[name] = {"cpu_s": sum(p.cpu_times().user + p.cpu_times().system for p in family),
@@ -81,9 +87,9 @@ def processes(topology: Topology) -> dict[str, dict[str, float]]:
     return found
 
 
-def measure(replicas: int, levels: list[int], seconds: float) -> dict[str, float]:
-    print(f"== {replicas} replica(s) behind nginx", flush=True)
-    with running_topology(replicas) as topology:
+def measure(replicas: int, levels: list[int], seconds: float, model: Path = settings.MODEL_PATH) -> dict[str, float]:
+    print(f"== {replicas} replica(s) of {model.name} behind nginx", flush=True)
+    with running_topology(replicas, model=model) as topology:
         asyncio.run(level(topology.base, 2, 5))  # warm-up
         best: dict[str, float] = {}
         for concurrency in levels:
@@ -116,17 +122,36 @@ def soak(minutes: float, concurrency: int) -> None:
               f"at the end {after[name]['rss_mb']:7.0f} MiB ({grown:+.1%})")
 
 
+def train_stock() -> Path:
+    """Stock Rasa's model of our project, trained once (its config is Rasa's
+    default_config.yml; the data, domain and rules are ours)."""
+    if not STOCK_MODEL.exists():
+        print(f"== training stock Rasa ({STOCK_CONFIG.name}) into {STOCK_MODEL}", flush=True)
+        subprocess.run(["rasa", "train", "--config", str(STOCK_CONFIG), "--domain", "domain", "--data", "data",
+                        "--out", str(STOCK_MODEL.parent), "--fixed-model-name", STOCK_MODEL.name.split(".")[0]],
+                       cwd=settings.ROOT, check=True)
+    return STOCK_MODEL
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--levels", type=int, nargs="+", default=[5, 10, 20, 40])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--soak-minutes", type=float, default=0)
+    parser.add_argument("--stock", action="store_true", help="also one replica of stock Rasa 3.6")
     args = parser.parse_args()
+    stock = train_stock() if args.stock else None
     best = {replicas: measure(replicas, args.levels, args.seconds) for replicas in args.replicas}
     if len(best) == 2 and all(best.values()):
         one, two = (best[r]["per_second"] for r in sorted(best))
         print(f"== {max(best)} replicas / {min(best)}: {two / one:.2f}x the messages/s at p95 <= 1 s")
+    if stock is not None:
+        ours = best.get(1) or measure(1, args.levels, args.seconds)
+        theirs = measure(1, args.levels, args.seconds, model=stock)
+        if ours and theirs:
+            print(f"== ours / stock Rasa, one replica: {ours['per_second'] / theirs['per_second']:.2f}x "
+                  "the messages/s at p95 <= 1 s")
     if args.soak_minutes:
         soak(args.soak_minutes, int(best[min(best)].get("concurrency", 10) or 10))
 

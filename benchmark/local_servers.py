@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuanjian.polling import wait_until
 from tuanjian.settings import MODEL_PATH as MODEL
@@ -83,44 +84,71 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
                   "--credentials", str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
          {**env, **(rasa_env or {})}),
     ]
-    with running_processes(commands, logs, lambda: is_up(base), timeout=180) as pids:
-        yield RunningAssistant(base, pids["rasa"], pids["actions"], tracker_db, action_port,
+    with running_processes(commands, logs, lambda: is_up(base), timeout=180) as processes:
+        yield RunningAssistant(base, processes.pids["rasa"], processes.pids["actions"], tracker_db, action_port,
                                env["ACTION_SERVER_TOKEN"], logs)
 
 
 Command = tuple[str, list[str], dict[str, str]]  # name (its log is logs/<name>.log), argv, environment
 
 
+class Processes:
+    """The started servers by name: their pids, and a way to stop one (a
+    fault) and start it again with the same command."""
+
+    def __init__(self, commands: list[Command], logs: Path) -> None:
+        self.commands = {name: (command, env) for name, command, env in commands}
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self._log_files: list[Any] = []
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.running.items()}
+
+    def start(self, name: str) -> None:
+        command, env = self.commands[name]
+        self._log_files.append(open(self.logs / f"{name}.log", "a"))
+        self.running[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log_files[-1],
+                                              stderr=subprocess.STDOUT)
+
+    def stop(self, name: str, kill: bool = False) -> None:
+        proc = self.running.pop(name)
+        proc.kill() if kill else proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def exited(self) -> list[subprocess.Popen[bytes]]:
+        return [proc for proc in self.running.values() if proc.poll() is not None]
+
+    def close(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+        for log in self._log_files:
+            log.close()
+
+
 @contextmanager
 def running_processes(commands: list[Command], logs: Path, is_up: Callable[[], bool],
-                      timeout: float) -> Iterator[dict[str, int]]:
-    """Start the commands; yield their pids by name once is_up() holds (an error
-    if one exits first or `timeout` passes); stop them all afterwards."""
-    procs: list[subprocess.Popen[bytes]] = []
-    log_files = []
+                      timeout: float) -> Iterator[Processes]:
+    """Start the commands; yield them once is_up() holds (an error if one exits
+    first or `timeout` passes); stop them all afterwards."""
+    processes = Processes(commands, logs)
 
     def up_or_exited() -> bool:
-        exited = [proc for proc in procs if proc.poll() is not None]
+        exited = processes.exited()
         if exited:
             raise RuntimeError(f"a server exited with {exited[0].returncode}; logs in {logs}")
         return is_up()
 
     try:
-        for name, command, env in commands:
-            log_files.append(open(logs / f"{name}.log", "w"))
-            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_files[-1],
-                                          stderr=subprocess.STDOUT))
+        for name, _, _ in commands:
+            processes.start(name)
         if not wait_until(up_or_exited, timeout=timeout):
             raise RuntimeError(f"servers did not come up; logs in {logs}")
-        yield {name: proc.pid for (name, _, _), proc in zip(commands, procs, strict=True)}
+        yield processes
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in log_files:
-            log.close()
+        processes.close()

@@ -26,12 +26,15 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from benchmark.local_servers import ENDPOINT_PLUGINS, answers_greeting, free_port, running_processes
+from benchmark.local_servers import ENDPOINT_PLUGINS, Processes, answers_greeting, free_port, running_processes
 from tuanjian import settings
 from tuanjian.backend import db
 
 POSTGRES_URL = settings.test_postgres_url()
 REDIS_URL = "redis://127.0.0.1:6379/14"
+# Rasa's setting: how long one turn may hold its conversation (and so how long
+# a conversation whose turn died with its replica waits); deploy/k8s sets the same.
+TICKET_LOCK_LIFETIME = "10"
 CREATE_TRACKER_TABLES = (
     "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
     f"TrackerStore.create(EndpointConfig(type='{ENDPOINT_PLUGINS['tracker_store']}'))")
@@ -72,7 +75,16 @@ class Topology:
     tracker_store_url: str
     database_url: str
     logs: Path
-    pids: dict[str, int]  # process name (actions, rasa-0, …, nginx) → pid
+    processes: Processes  # by name: actions, rasa-0, …, nginx
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The servers a topology stores on: a schema of its own is made on each
+    PostgreSQL server for the run; Redis is used as given."""
+    tracker_postgres: str = POSTGRES_URL
+    backend_postgres: str = POSTGRES_URL
+    redis: str = REDIS_URL
 
 
 def nginx_binary() -> str:
@@ -83,26 +95,30 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def postgres_schema(prefix: str) -> Iterator[str]:
+def postgres_schema(prefix: str, server: str = POSTGRES_URL) -> Iterator[str]:
     """A SQLAlchemy URL whose search_path is a fresh schema, dropped afterwards."""
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(POSTGRES_URL)
+    admin = db.make_engine(server)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield f"{server}?options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        try:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        finally:
+            admin.dispose()
 
 
 @contextmanager
-def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Topology]:
-    if not settings.MODEL_PATH.exists():
+def running_topology(replicas: int = 2, port: int | None = None, stores: Stores = Stores(),
+                     model: Path = settings.MODEL_PATH) -> Iterator[Topology]:
+    if not model.exists():
         raise RuntimeError("train first: scripts/test.sh trains before running pytest")
     logs = Path(tempfile.mkdtemp(prefix="topology-"))
-    with postgres_schema("topology_tracker") as tracker_url, postgres_schema("topology_backend") as backend_url:
+    with postgres_schema("topology_tracker", stores.tracker_postgres) as tracker_url, \
+            postgres_schema("topology_backend", stores.backend_postgres) as backend_url:
         action_port, proxy_port = free_port(), port or free_port()
         rasa_ports = [free_port() for _ in range(replicas)]
         endpoints = logs / "endpoints.yml"
@@ -113,10 +129,10 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
             f"lock_store:\n  type: {ENDPOINT_PLUGINS['lock_store']}\n"
             f"nlg:\n  type: {ENDPOINT_PLUGINS['nlg']}\n")
         env = dict(os.environ, TUANJIAN_DATABASE_URL=backend_url, TUANJIAN_TRACKER_STORE_URL=tracker_url,
-                   TUANJIAN_REDIS_URL=REDIS_URL, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
+                   TUANJIAN_REDIS_URL=stores.redis, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
                    ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
                    TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0",
-                   SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5")
+                   SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5", TICKET_LOCK_LIFETIME=TICKET_LOCK_LIFETIME)
         subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=settings.ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         # The tracker store's table, made once: replicas starting together would
@@ -127,14 +143,15 @@ def running_topology(replicas: int = 2, port: int | None = None) -> Iterator[Top
             run=logs, port=proxy_port,
             servers="\n".join(f"    server 127.0.0.1:{p};" for p in rasa_ports)))
         commands = [("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)], env)]
-        commands += [(f"rasa-{i}", ["rasa", "run", "--model", str(settings.MODEL_PATH), "--port", str(p),
+        commands += [(f"rasa-{i}", ["rasa", "run", "--model", str(model), "--port", str(p),
                                     "--endpoints", str(endpoints), "--credentials", "credentials.yml"], env)
                      for i, p in enumerate(rasa_ports)]
         commands.append(("nginx", [nginx_binary(), "-p", str(logs), "-c", str(logs / "nginx.conf")], env))
         replica_urls = [f"http://127.0.0.1:{p}" for p in rasa_ports]
         with running_processes(commands, logs, lambda: all(answers_greeting(url) for url in replica_urls),
-                               timeout=300) as pids:
-            yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs, pids)
+                               timeout=300) as processes:
+            yield Topology(f"http://127.0.0.1:{proxy_port}", replica_urls, tracker_url, backend_url, logs,
+                           processes)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

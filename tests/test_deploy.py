@@ -16,7 +16,8 @@ MANIFESTS = sorted((settings.ROOT / "deploy" / "k8s").glob("*.yml"))
 SECRETS = {settings.ACTION_SERVER_TOKEN, settings.WEB_SESSION_SECRET, settings.THROTTLE_KEY,
            settings.STAFF_API_TOKEN, settings.WECHAT_TOKEN, settings.WECHAT_APP_ID, settings.WECHAT_APP_SECRET,
            settings.WECHAT_ENCODING_AES_KEY, settings.DATABASE_URL, settings.TRACKER_STORE_URL, settings.REDIS_URL}
-RASA_POOL = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW"}  # Rasa's own names for its tracker store's pool
+# Rasa's own names: its tracker store's pool, its lock store's ticket lifetime.
+RASA_SETTINGS = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW", "TICKET_LOCK_LIFETIME"}
 
 
 def documents():
@@ -52,7 +53,7 @@ def test_a_broken_manifest_is_refused():
 
 def test_settings_are_the_codes_and_no_secret_is_in_a_configmap():
     config = by_kind("ConfigMap")["tuanjian-settings"]["data"]
-    assert set(config) <= setting_names() | RASA_POOL
+    assert set(config) <= setting_names() | RASA_SETTINGS
     assert not set(config) & SECRETS
     assert SECRETS <= setting_names()
 
@@ -93,3 +94,9 @@ def test_endpoints_match_the_local_topology():
     assert endpoints["lock_store"]["type"] == local["lock_store"]
     assert endpoints["nlg"]["type"] == local["nlg"]
     assert endpoints["action_endpoint"]["url"].endswith(":5055/webhook")
+
+
+def test_the_lock_lifetime_is_the_local_topologys():
+    from benchmark.topology import TICKET_LOCK_LIFETIME
+
+    assert by_kind("ConfigMap")["tuanjian-settings"]["data"]["TICKET_LOCK_LIFETIME"] == TICKET_LOCK_LIFETIME

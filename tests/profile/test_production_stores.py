@@ -3,21 +3,24 @@ PostgreSQL and Redis: Rasa's tracker store on PostgreSQL (still masking the
 verification digits), Rasa's RedisLockStore, and the WeChat channel's numbered
 options in Redis. Without the settings, the embedded default."""
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
-from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
+from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore, RedisLockStore
 from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from benchmark.services import own_postgres
 from benchmark.topology import postgres_schema
 from tests.conftest import POSTGRES_URL, _postgres_problem, _postgres_reachable
 from tuanjian import settings
+from tuanjian.rasa_server import lock_store
 from tuanjian.rasa_server.channels.wechat import OPTIONS_TTL, RedisTTLStore, TTLStore, option_store
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -122,3 +125,77 @@ def test_tickets_issued_at_once_by_several_replicas_are_all_kept(monkeypatch, re
     for ticket in tickets:
         stores[ticket % 4].cleanup(conversation, ticket)
     assert stores[0].get_lock(conversation) is None
+
+
+async def _turn_after(store: LockStore, conversation: str, lifetime: float = 60) -> float:
+    """Seconds this message waited for the conversation's earlier turn."""
+    started = asyncio.get_running_loop().time()
+    async with store.lock(conversation, lock_lifetime=lifetime):
+        return asyncio.get_running_loop().time() - started
+
+
+def test_a_turn_held_by_a_dead_replica_is_refused_after_the_stall(monkeypatch, redis_url):
+    # A replica killed in the middle of a turn leaves its ticket until it
+    # expires (TICKET_LOCK_LIFETIME, 60 s by default): the next message of that
+    # conversation is refused with LockError (a 503 the page retries) within
+    # the stall time instead of hanging, and its own ticket is taken back.
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    dead, alive = LockStore.create(LOCK_ENDPOINT), LockStore.create(LOCK_ENDPOINT)
+    conversation = f"web:{uuid.uuid4().hex}"
+    dead.issue_ticket(conversation, lock_lifetime=60)
+    started = time.monotonic()
+    with pytest.raises(LockError):
+        asyncio.run(_turn_after(alive, conversation))
+    assert lock_store.STALL_SECONDS <= time.monotonic() - started < lock_store.STALL_SECONDS + 1.5
+    assert [t.number for t in alive.get_lock(conversation).tickets] == [0]
+    dead.cleanup(conversation, 0)
+
+
+def test_once_the_dead_ticket_expires_the_conversation_goes_on(monkeypatch, redis_url):
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    dead, alive = LockStore.create(LOCK_ENDPOINT), LockStore.create(LOCK_ENDPOINT)
+    conversation = f"web:{uuid.uuid4().hex}"
+    dead.issue_ticket(conversation, lock_lifetime=1)
+    assert 0.5 < asyncio.run(_turn_after(alive, conversation)) < lock_store.STALL_SECONDS
+    assert alive.get_lock(conversation) is None
+
+
+def test_a_queue_that_moves_keeps_its_order_past_the_stall_and_the_lifetime(monkeypatch, redis_url):
+    # Ten turns of 0.5 s each ahead of the last message: it waits about 5 s,
+    # longer than the stall time (the turn being served keeps changing) and
+    # five times its tickets' lifetime (a waiting ticket is renewed each time
+    # it looks), and the turns run in the order their messages came.
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    stores = [LockStore.create(LOCK_ENDPOINT) for _ in range(2)]
+    conversation = f"web:{uuid.uuid4().hex}"
+    order = []
+
+    async def slow_turn(store: LockStore, number: int) -> None:
+        async with store.lock(conversation, lock_lifetime=1):
+            order.append(number)
+            await asyncio.sleep(0.5)
+
+    async def burst() -> float:
+        earlier = []
+        for i in range(10):
+            earlier.append(asyncio.ensure_future(slow_turn(stores[i % 2], i)))
+            await asyncio.sleep(0.01)
+        last = await _turn_after(stores[0], conversation, lifetime=1)
+        await asyncio.gather(*earlier)
+        return last
+
+    assert asyncio.run(burst()) > lock_store.STALL_SECONDS
+    assert order == list(range(10))
+
+
+def test_the_tracker_store_survives_a_database_restart(monkeypatch):
+    # Rasa's engine hands out its pooled connections unchecked: after a restart
+    # of PostgreSQL the first turn on each would fail. Ours pings them first.
+    with own_postgres() as server, postgres_schema("tracker", server.url) as url:
+        monkeypatch.setenv(settings.TRACKER_STORE_URL, url)
+        store = TrackerStore.create(TRACKER_ENDPOINT, Domain.empty())
+        asyncio.run(store.save(DialogueStateTracker.from_events("web:pg", [UserUttered("你好")])))
+        server.restart()
+        stored = asyncio.run(store.retrieve("web:pg"))
+        assert [e.text for e in stored.events if isinstance(e, UserUttered)] == ["你好"]
+        store.engine.dispose()

@@ -6,9 +6,11 @@ default).
 endpoints.yml names LockStoreFromSettings; Rasa builds a custom lock store by
 calling it with the endpoint's config, so __new__ hands back the store.
 """
+import asyncio
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from rasa.core.lock import TicketLock
@@ -22,6 +24,16 @@ KEY_PREFIX = "tuanjian"
 # messages of one conversation queued (a burst, WeChat's retries) that second
 # is added to each. A Redis GET every 50 ms per waiting message is cheap.
 WAIT_SECONDS = 0.05
+# A turn ahead of a waiting message that has not finished within this many
+# seconds is taken for a replica that died holding the lock (or one stuck on a
+# broken backend): the waiting message is refused with LockError, which the
+# channels answer with a 503 the chat page retries, instead of leaving the
+# member without a reply until the dead turn's ticket expires
+# (TICKET_LOCK_LIFETIME, Rasa's setting). A queue that moves is waited for.
+STALL_SECONDS = 3.0
+# Redis's answer to one command; Rasa's default of 10 s would outlast the 3 s
+# in which a member is promised a reply or a 503.
+SOCKET_TIMEOUT_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -38,11 +50,30 @@ class AtomicRedisLockStore(RedisLockStore):
     second.
     """
 
-    def lock(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME,
-             wait_time_in_seconds: float = WAIT_SECONDS) -> AbstractAsyncContextManager[TicketLock]:
-        lock: AbstractAsyncContextManager[TicketLock] = super().lock(
-            conversation_id, lock_lifetime, wait_time_in_seconds)
-        return lock
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME,
+                   wait_time_in_seconds: float = WAIT_SECONDS) -> AsyncIterator[TicketLock]:
+        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        try:
+            yield await self._wait_for_turn(conversation_id, ticket, lock_lifetime, wait_time_in_seconds)
+        finally:
+            self.cleanup(conversation_id, ticket)
+
+    async def _wait_for_turn(self, conversation_id: str, ticket: int, lifetime: float,
+                             wait_seconds: float) -> TicketLock:
+        serving, since = None, time.monotonic()
+        while True:
+            lock = self._change(conversation_id, lambda lock: _renewed(lock, ticket, lifetime), create=False)
+            if lock is None:
+                raise LockError(f"ticket {ticket} of '{conversation_id}' expired while waiting")
+            if not lock.is_locked(ticket):
+                return lock
+            if lock.now_serving != serving:
+                serving, since = lock.now_serving, time.monotonic()
+            elif time.monotonic() - since > STALL_SECONDS:
+                raise LockError(f"turn {serving} of '{conversation_id}' has not finished "
+                                f"in {STALL_SECONDS:.0f} s")
+            await asyncio.sleep(wait_seconds)
 
     def _change(self, conversation_id: str, change: Callable[[TicketLock], T],
                 create: bool = True, delete_when_idle: bool = False) -> T | None:
@@ -83,6 +114,17 @@ class AtomicRedisLockStore(RedisLockStore):
                      delete_when_idle=True)
 
 
+def _renewed(lock: TicketLock, ticket: int, lifetime: float) -> TicketLock | None:
+    """The lock with expired tickets dropped and `ticket` given its full
+    lifetime from now; None if `ticket` has expired."""
+    lock.remove_expired_tickets()
+    own = next((t for t in lock.tickets if t.number == ticket), None)
+    if own is None:
+        return None
+    own.expires = time.time() + lifetime
+    return lock
+
+
 class LockStoreFromSettings:
     def __new__(cls, endpoint_config: Any = None) -> LockStore:
         url = settings.redis_url()
@@ -90,5 +132,6 @@ class LockStoreFromSettings:
             return InMemoryLockStore()
         parts = parse_url(url)
         return AtomicRedisLockStore(host=parts.get("host", "localhost"), port=parts.get("port", 6379),
-                              db=parts.get("db", 0), password=parts.get("password"),
-                              use_ssl=url.startswith("rediss://"), key_prefix=KEY_PREFIX)
+                                    db=parts.get("db", 0), password=parts.get("password"),
+                                    use_ssl=url.startswith("rediss://"), key_prefix=KEY_PREFIX,
+                                    socket_timeout=SOCKET_TIMEOUT_SECONDS)

@@ -20,6 +20,8 @@ from tuanjian import settings
 
 logger = logging.getLogger(__name__)
 RATE_LIMITED_RESPONSE = "utter_rate_limited"
+SERVICE_BUSY_RESPONSE = "utter_service_busy"
+SERVICE_UNAVAILABLE_RESPONSE = "utter_service_unavailable"
 # "1.2.3.4:5678" or "[2001:db8::1]:5678", as some proxies forward them.
 _WITH_PORT = re.compile(r"^(?:([0-9.]+)|\[([0-9a-fA-F:.]+)\]):[0-9]{1,5}$")
 WINDOW_SECONDS = 60.0

@@ -10,12 +10,14 @@ of who is talking from the client but its own sender id: the conversation is
 (Rasa's would take "input_channel" from the body) and the metadata is the
 server's own (the client key the verification throttle counts by), never the
 body's. A conversation writing faster than the limit gets a polite reply (429).
+A message may carry "message_id" and, when sent again, "retry": true; a turn
+the stores cannot take now is a 503 (tuanjian.rasa_server.channels.turns).
 """
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from rasa.shared.core.domain import Domain
 from sanic import Blueprint, response
@@ -29,8 +31,10 @@ from tuanjian.rasa_server.channels.guard import (
     client_address,
     client_key,
     is_json,
+    json_error,
     rate_limited_reply,
 )
+from tuanjian.rasa_server.channels.turns import answer, message_id_problem
 
 MAX_MESSAGE_CHARS = 10_000
 # Conversation ids (channel prefix included) fit the backend's 128 characters.
@@ -75,32 +79,33 @@ class RestInput(RasaRestInput):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        # Rasa's route answers [] with status 200 when the turn fails (Redis or
+        # the tracker store away), and knows no message id: this one answers
+        # through tuanjian.rasa_server.channels.turns.
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
-        @webhook.middleware("request")
-        async def reject_bad_bodies(request: Request) -> HTTPResponse | None:
-            if request.method != "POST":
-                return None
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
             if not is_json(request):
-                return response.json({"error": "body must be application/json"}, status=415)
-            problem = body_problem(request.body or b"")
+                return json_error(415, "body must be application/json")
+            problem = body_problem(request.body or b"") or message_id_problem(request.json)
             if problem:
-                return response.json({"error": problem}, status=400)
-            sender = await self._extract_sender(request)
-            if not sender:  # body_problem has checked it; this keeps mypy sure
-                return response.json({"error": "'sender' is required"}, status=400)
+                return json_error(400, problem)
+            payload = request.json
+            sender = conversation_id(self.name(), payload["sender"])
             if not self.rate_limit.allow(sender):
                 return response.json(rate_limited_reply(self.domain, sender), status=429,
                                      headers={"Retry-After": "60"})
-            return None
+            message = UserMessage(payload["message"], CollectingOutputChannel(), sender,
+                                  input_channel=self.name(), metadata=self.get_metadata(request),
+                                  message_id=payload.get("message_id"))
+            return await answer(request, message, retry=payload.get("retry", False))
 
         return webhook
-
-    async def _extract_sender(self, req: Request) -> str | None:
-        return conversation_id(self.name(), req.json["sender"])
-
-    def _extract_input_channel(self, req: Request) -> str:
-        return self.name()
 
     def get_metadata(self, request: Request) -> dict[str, Any] | None:
         return {"client": client_key(client_address(request, self.trusted_proxies))}

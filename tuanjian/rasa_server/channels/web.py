@@ -2,7 +2,8 @@
 
 GET  /webhooks/web/                 the page; its assets at /webhooks/web/static/<file>
 POST /webhooks/web/session          a new signed session token {"session": ...}
-POST /webhooks/web/webhook          {"session", "message"} -> [{"text", "buttons"}] (as REST)
+POST /webhooks/web/webhook          {"session", "message", "message_id", "retry"}
+                                    -> [{"text", "buttons"}] (as REST; 503 to retry)
 POST /webhooks/web/restart          {"session"}: restart that conversation on the server,
                                     end its verification, revoke the token's session
                                     id and return a new token
@@ -50,6 +51,7 @@ from tuanjian.rasa_server.channels.guard import (
 )
 from tuanjian.rasa_server.channels.rest import body_problem
 from tuanjian.rasa_server.channels.static_pages import add_page_routes
+from tuanjian.rasa_server.channels.turns import answer, message_id_problem
 from tuanjian.rasa_server.channels.web_session import WEB_CHANNEL, WebSessions, open_session_id
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,8 @@ class WebChatInput(InputChannel):
                 return json_error(503, "web chat not configured")
             if not is_json(request):
                 return json_error(415, "body must be application/json")
-            problem = body_problem(request.body or b"", id_field="session", max_id_chars=MAX_TOKEN_CHARS)
+            problem = body_problem(request.body or b"", id_field="session", max_id_chars=MAX_TOKEN_CHARS) \
+                or message_id_problem(request.json)
             if problem:
                 return json_error(400, problem)
             payload = request.json
@@ -124,11 +127,10 @@ class WebChatInput(InputChannel):
             if not self.rate_limit.allow(conversation):
                 return response.json(rate_limited_reply(self.domain, conversation), status=429,
                                      headers={"Retry-After": "60"})
-            collector = CollectingOutputChannel()
-            await on_new_message(UserMessage(
-                payload["message"], collector, conversation, input_channel=self.name(),
-                metadata={"client": self._client(request)}))
-            return response.json(collector.messages)
+            return await answer(request, UserMessage(
+                payload["message"], CollectingOutputChannel(), conversation, input_channel=self.name(),
+                metadata={"client": self._client(request)}, message_id=payload.get("message_id")),
+                retry=payload.get("retry", False))
 
         @web.route("/restart", methods=["POST"])
         async def restart(request: Request) -> HTTPResponse:

@@ -34,7 +34,15 @@ from wechatpy.utils import WeChatSigner
 
 from tuanjian import settings
 from tuanjian.conversation_ids import conversation_id
-from tuanjian.rasa_server.channels.guard import RATE_LIMITED_RESPONSE, MessageRateLimit, domain_text, json_error
+from tuanjian.rasa_server.channels.guard import (
+    RATE_LIMITED_RESPONSE,
+    SERVICE_BUSY_RESPONSE,
+    SERVICE_UNAVAILABLE_RESPONSE,
+    MessageRateLimit,
+    domain_text,
+    json_error,
+)
+from tuanjian.rasa_server.channels.turns import STORE_ERRORS
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text
 from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
@@ -175,6 +183,8 @@ class WeChatInput(InputChannel):
             domain = Domain.load(str(domain))
         self.hint: str | None = domain_text(domain, HINT_RESPONSE)
         self.rate_limited_text = domain_text(domain, RATE_LIMITED_RESPONSE) or ""
+        self.busy_text = domain_text(domain, SERVICE_BUSY_RESPONSE) or ""
+        self.unavailable_text = domain_text(domain, SERVICE_UNAVAILABLE_RESPONSE) or ""
         if not self.hint:
             logger.warning("domain has no response %s: numbered options go without a hint", HINT_RESPONSE)
         if not token:
@@ -310,10 +320,18 @@ class WeChatInput(InputChannel):
             return [self.rate_limited_text]
         text = chosen_payload(text, self.options.get(openid) or []) or text
         collector = CollectingOutputChannel()
-        # The OpenID is the client too: a new one costs a new WeChat account.
-        await on_new_message(UserMessage(text, collector, conversation_id(self.name(), openid),
-                                         input_channel=self.name(),
-                                         metadata={"wechat_openid": openid, "client": f"wechat-{openid}"}))
+        try:
+            # The OpenID is the client too: a new one costs a new WeChat account.
+            await on_new_message(UserMessage(text, collector, conversation_id(self.name(), openid),
+                                             input_channel=self.name(),
+                                             metadata={"wechat_openid": openid, "client": f"wechat-{openid}"}))
+        except STORE_ERRORS as error:
+            # WeChat has no retry the member would see: say so, politely.
+            logger.warning("WeChat turn of %s not taken: %r", openid, error)
+            return [self.busy_text]
+        if not collector.messages:  # a custom action failed (tuanjian.rasa_server.channels.turns)
+            logger.warning("WeChat turn of %s ended without a reply", openid)
+            return [self.unavailable_text]
         reply, payloads = render(collector.messages, self.hint)
         if payloads:
             self.options.set(openid, payloads)

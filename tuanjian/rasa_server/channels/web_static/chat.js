@@ -2,7 +2,8 @@
  *
  * Talks to the web channel on the same origin: a signed session token from
  * POST /webhooks/web/session, then POST /webhooks/web/webhook
- * {"session", "message"} -> [{"text", "buttons": [{"title", "payload"}]}].
+ * {"session", "message", "message_id", "retry"} ->
+ * [{"text", "buttons": [{"title", "payload"}]}], sent again on a 502/503/504.
  * Bot text is always inserted as text (textContent), never as HTML. The
  * conversation (session token and every message) lives in sessionStorage, so it
  * survives reloads within the tab's session and is gone when the tab closes.
@@ -19,6 +20,9 @@
   var SESSION_HEADER = "X-Chat-Session";
   var INBOX_EVERY_MS = 5000;
   var TIMEOUT_MS = 30000;
+  // Waits before each new attempt at a message the server could not take.
+  var RETRY_DELAYS_MS = [1000, 2000, 3000, 4000, 5000];
+  var RETRY_STATUSES = [502, 503, 504];
   var GREET = "/greet";
   var NOTICE = {
     network: "抱歉，暂时连接不上助手，请检查网络后再试一次。",
@@ -259,19 +263,42 @@
     return state.session ? Promise.resolve(state.session) : newSession();
   }
 
+  function newMessageId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return (b < 16 ? "0" : "") + b.toString(16);
+    }).join("");
+  }
+
+  function wait(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
   // A token the server no longer accepts (expired, or the server's secret
-  // changed) is replaced once and the message sent again.
-  function post(message, retried) {
+  // changed) is replaced once and the message sent again. A message the
+  // server could not take (503: a store away or a turn stuck; 502/504 or no
+  // answer: the replica went away) is sent again with the same message_id and
+  // retry: true, so a turn that was taken is answered from the server's
+  // record instead of being taken twice.
+  function post(message, messageId, attempt, renewed) {
     return session().then(function (token) {
-      return request(WEBHOOK, { session: token, message: message }, TIMEOUT_MS);
+      var body = { session: token, message: message, message_id: messageId, retry: attempt > 0 };
+      return request(WEBHOOK, body, TIMEOUT_MS);
     }).then(function (response) {
-      if (response.status === 401 && !retried) {
+      if (response.status === 401 && !renewed) {
         state.session = "";
-        return post(message, true);
+        return post(message, messageId, attempt, true);
       }
+      if (RETRY_STATUSES.indexOf(response.status) >= 0) throw failure(response.status);
       // 429: too fast; the body is the assistant's polite reply.
-      if (!response.ok && response.status !== 429) throw failure(response.status);
+      if (!response.ok && response.status !== 429) throw Object.assign(failure(response.status), { final: true });
       return readJson(response);
+    }).catch(function (error) {
+      if ((error && error.final) || attempt >= RETRY_DELAYS_MS.length) throw error;
+      return wait(RETRY_DELAYS_MS[attempt]).then(function () {
+        return post(message, messageId, attempt + 1, renewed);
+      });
     });
   }
 
@@ -282,7 +309,7 @@
     var mine = generation;
     if (shown !== null) addMessage({ from: "user", text: shown });
     setBusy(true);
-    post(message).then(function (replies) {
+    post(message, newMessageId(), 0, false).then(function (replies) {
       if (mine !== generation) return;
       if (!Array.isArray(replies)) throw Object.assign(new Error("not a list"), { notice: NOTICE.server });
       var shownAny = false;

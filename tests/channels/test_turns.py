@@ -1,0 +1,144 @@
+"""A turn the stores cannot take is a 503 the page retries; a retried message
+whose turn is stored is answered from the tracker, not taken twice."""
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from rasa.core.channels.channel import register
+from rasa.core.lock_store import InMemoryLockStore, LockError
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sanic import Sanic
+from sqlalchemy.exc import OperationalError
+
+from tuanjian.rasa_server.channels.rest import RestInput
+from tuanjian.rasa_server.channels.turns import message_id_problem, stored_replies
+
+BUTTONS = [{"title": "转人工", "payload": "/request_human"}]
+UNAVAILABLE = "抱歉，这项服务暂时无法使用，请稍后再试。"
+
+
+class Agent:
+    """Rasa's Agent at the surface a turn uses: handle_message (lock, then the
+    processor), its lock store, tracker store and processor. A turn stores the
+    member's message and one reply, as Rasa's processor would."""
+
+    def __init__(self, fail_with: Exception | None = None, silent: bool = False):
+        self.domain = Domain.from_dict({"responses": {"utter_service_unavailable": [{"text": UNAVAILABLE}]}})
+        self.lock_store = InMemoryLockStore()
+        self.tracker_store = InMemoryTrackerStore(Domain.empty())
+        self.processor = SimpleNamespace(handle_message=self._turn)
+        self.fail_with = fail_with
+        self.silent = silent
+        self.turns: list[str] = []
+
+    async def handle_message(self, message):
+        async with self.lock_store.lock(message.sender_id):
+            await self._turn(message)
+
+    async def _turn(self, message):
+        if self.fail_with:
+            raise self.fail_with
+        self.turns.append(message.text)
+        if self.silent:  # what Rasa does when a custom action fails: log it, say nothing
+            return
+        reply = f"答复{len(self.turns)}"
+        await message.output_channel.send_text_with_buttons(message.sender_id, reply, BUTTONS)
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text, message_id=message.message_id))
+        tracker.update(BotUttered(reply, {"buttons": BUTTONS}))
+        await self.tracker_store.save(tracker)
+
+
+@pytest.fixture
+def serve(run_app):
+    async def start(agent):
+        app = Sanic(f"turns_{uuid.uuid4().hex[:8]}")
+        register([RestInput()], app, route="/webhooks/")
+        app.ctx.agent = agent
+        return await run_app(app)
+    return start
+
+
+async def send(client, **body):
+    async with client.post("/webhooks/rest/webhook", json={"sender": "m", **body}) as reply:
+        return reply.status, dict(reply.headers), await reply.json()
+
+
+@pytest.mark.parametrize("error", [
+    LockError("turn 3 has not finished in 3 s"),
+    RedisConnectionError("Connection refused"),
+    OperationalError("SELECT", {}, Exception("server closed the connection")),
+])
+async def test_a_turn_the_stores_cannot_take_is_a_503_to_retry(serve, error):
+    client = await serve(Agent(fail_with=error))
+    status, headers, body = await send(client, message="忘记密码怎么办", message_id="a1b2c3d4e5")
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert "send it again" in body["error"]
+
+
+async def test_a_turn_without_a_word_says_the_service_is_away(serve):
+    client = await serve(Agent(silent=True))
+    status, _, body = await send(client, message="帮我查一下我的转接进度")
+    assert status == 200 and body == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+
+
+async def test_a_retry_of_a_stored_turn_gets_its_replies_without_a_second_turn(serve):
+    agent = Agent()
+    client = await serve(agent)
+    first = await send(client, message="忘记密码怎么办", message_id="first-0001")
+    await send(client, message="谢谢", message_id="second-0002")
+    # The first attempt's reply was lost (a replica died after storing it): the
+    # page sends the message again with its id.
+    again = await send(client, message="忘记密码怎么办", message_id="first-0001", retry=True)
+    assert again[0] == 200 and again[2] == first[2]
+    assert again[2] == [{"recipient_id": "rest:m", "text": "答复1", "buttons": BUTTONS}]
+    assert agent.turns == ["忘记密码怎么办", "谢谢"]
+
+
+async def test_a_retry_of_a_turn_never_stored_is_taken(serve):
+    agent = Agent()
+    client = await serve(agent)
+    status, _, body = await send(client, message="忘记密码怎么办", message_id="lost-00001", retry=True)
+    assert status == 200 and body[0]["text"] == "答复1"
+    assert agent.turns == ["忘记密码怎么办"]
+
+
+async def test_without_retry_the_same_id_is_a_new_turn(serve):
+    # Only a retry is looked up: a first attempt costs no tracker read.
+    agent = Agent()
+    client = await serve(agent)
+    await send(client, message="你好", message_id="same-00001")
+    await send(client, message="你好", message_id="same-00001")
+    assert agent.turns == ["你好", "你好"]
+
+
+@pytest.mark.parametrize("payload, problem", [
+    ({"message_id": "short"}, "'message_id'"),
+    ({"message_id": "有中文的编号abcdefgh"}, "'message_id'"),
+    ({"message_id": "x" * 65}, "'message_id'"),
+    ({"message_id": 12345678}, "'message_id'"),
+    ({"message_id": "abcdefgh", "retry": "yes"}, "'retry'"),
+    ({"retry": True}, "needs the 'message_id'"),
+])
+def test_bad_ids_are_named(payload, problem):
+    assert problem in (message_id_problem(payload) or "")
+
+
+def test_good_ids_pass():
+    assert message_id_problem({}) is None
+    assert message_id_problem({"message_id": "0f8e2c1a-77aa-4b0c-9d1e-2a3b4c5d6e7f", "retry": True}) is None
+
+
+def test_stored_replies_stop_at_the_next_member_message():
+    tracker = DialogueStateTracker.from_events("rest:m", [
+        UserUttered("一", message_id="one-00001"), BotUttered("甲"), BotUttered("乙"),
+        UserUttered("二", message_id="two-00002"), BotUttered("丙"),
+    ])
+    assert stored_replies(tracker.events, "rest:m", "one-00001") == [
+        {"recipient_id": "rest:m", "text": "甲"}, {"recipient_id": "rest:m", "text": "乙"}]
+    assert stored_replies(tracker.events, "rest:m", "two-00002") == [{"recipient_id": "rest:m", "text": "丙"}]
+    assert stored_replies(tracker.events, "rest:m", "three-0003") is None

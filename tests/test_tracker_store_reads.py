@@ -1,0 +1,109 @@
+"""The tracker store reads only the rows a conversation gained since it last
+read it, and still returns exactly what Rasa's own SQL store would: with
+another replica writing in between, across a new session, after a restart."""
+import asyncio
+
+import pytest
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from tuanjian.rasa_server import tracker_store
+from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
+
+DOMAIN = Domain.from_dict({"slots": {"handoff_ticket": {"type": "any", "mappings": [{"type": "custom"}]}}})
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "tracker.db")
+
+
+def store(db):
+    return RedactingSQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+
+
+def turn(number):
+    return [ActionExecuted("action_listen"), UserUttered(f"第{number}条", {"name": "faq_forgot_password"}),
+            ActionExecuted("utter_faq_forgot_password"), BotUttered(f"答{number}")]
+
+
+def add(replica, sender, events):
+    """A turn on `replica`: read the conversation, add the events, save."""
+    tracker = asyncio.run(replica.retrieve(sender)) or DialogueStateTracker(sender, DOMAIN.slots)
+    for event in events:
+        tracker.update(event)
+    asyncio.run(replica.save(tracker))
+
+
+def as_rasa_reads(db, sender):
+    rasa = SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+    tracker = asyncio.run(rasa.retrieve(sender))
+    return [e.as_dict() for e in tracker.events]
+
+
+def read(replica, sender):
+    return [e.as_dict() for e in asyncio.run(replica.retrieve(sender)).events]
+
+
+def test_a_conversation_written_by_two_replicas_reads_as_rasas_store(db):
+    first, second = store(db), store(db)
+    for number in range(6):
+        add(first if number % 2 else second, "web:a", turn(number))
+        assert read(first, "web:a") == read(second, "web:a") == as_rasa_reads(db, "web:a")
+    add(second, "web:a", [SlotSet("handoff_ticket", "T-1")])
+    assert asyncio.run(first.retrieve("web:a")).get_slot("handoff_ticket") == "T-1"
+
+
+def test_only_new_rows_are_read(db, monkeypatch):
+    replica = store(db)
+    for number in range(5):
+        add(replica, "web:b", turn(number))
+    deserialised: list[int] = []
+    original = tracker_store.deserialise_events
+
+    def counted(events):
+        deserialised.append(len(events))
+        return original(events)
+
+    monkeypatch.setattr(tracker_store, "deserialise_events", counted)
+    add(replica, "web:b", turn(5))
+    read(replica, "web:b")
+    # The rows saved since the last read (the turn before's four, then this
+    # turn's four), never the whole conversation's 24.
+    assert deserialised == [4, 4]
+
+
+def test_a_new_session_is_read_alone(db):
+    first, second = store(db), store(db)
+    add(first, "web:c", turn(0))
+    read(first, "web:c")
+    add(second, "web:c", [ActionExecuted("action_session_start"), SessionStarted(),
+                          ActionExecuted("action_listen")] + turn(1)[1:])
+    assert read(first, "web:c") == as_rasa_reads(db, "web:c")
+    assert "第0条" not in str(read(first, "web:c"))
+
+
+def test_a_restart_and_an_unknown_conversation(db):
+    replica = store(db)
+    add(replica, "web:d", turn(0) + [Restarted()] + turn(1))
+    assert read(replica, "web:d") == as_rasa_reads(db, "web:d")
+    assert asyncio.run(replica.retrieve("web:nobody")) is None
+
+
+def test_the_kept_conversations_are_bounded(db, monkeypatch):
+    monkeypatch.setattr(tracker_store, "RECENT_CONVERSATIONS", 3)
+    replica = store(db)
+    for sender in ["web:1", "web:2", "web:3", "web:4"]:
+        add(replica, sender, turn(0))
+        read(replica, sender)
+    assert list(replica._recent) == ["web:2", "web:3", "web:4"]
+    assert read(replica, "web:1") == as_rasa_reads(db, "web:1")

@@ -1,0 +1,111 @@
+"""A member message as one turn, for the channels that answer in the HTTP
+response (REST and the chat page).
+
+- When the stores a turn needs cannot be reached (Redis for the lock, the
+  tracker store's database) or the turn ahead of it does not finish
+  (tuanjian.rasa_server.lock_store.STALL_SECONDS), the answer is a 503 with
+  Retry-After, which the chat page retries; never a 500 or an empty 200.
+- A turn that ends without a word (a custom action failed: the action server
+  is away; Rasa logs it and goes on) is answered with utter_service_unavailable,
+  which says so and where a person can help: every turn of ours says something.
+- A message may carry the client's own id ("message_id"). A retry of it
+  ("retry": true) whose turn is already stored — the first attempt was
+  answered, or its replica died after storing the turn — is answered with the
+  replies stored for it, not taken a second time. The check runs under the
+  conversation's lock, so a first attempt still in progress is waited for.
+"""
+import logging
+import re
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.lock_store import LockError
+from rasa.shared.core.events import BotUttered, UserUttered
+from redis.exceptions import RedisError
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from tuanjian.rasa_server.channels.guard import (
+    JSON_HEADERS,
+    SERVICE_UNAVAILABLE_RESPONSE,
+    domain_text,
+    json_error,
+)
+
+logger = logging.getLogger(__name__)
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+RETRY_AFTER_SECONDS = 1
+STORE_ERRORS = (LockError, RedisError, SQLAlchemyError)
+
+
+def message_id_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a body's optional "message_id" and "retry"."""
+    given = payload.get("message_id")
+    if given is not None and not (isinstance(given, str) and MESSAGE_ID.match(given)):
+        return "'message_id' must be 8 to 64 letters, digits, '-' or '_'"
+    if not isinstance(payload.get("retry", False), bool):
+        return "'retry' must be true or false"
+    if payload.get("retry") and given is None:
+        return "a retry needs the 'message_id' of the message it repeats"
+    return None
+
+
+async def answer(request: Request, message: UserMessage, retry: bool) -> HTTPResponse:
+    """The replies to `message` (its output channel a CollectingOutputChannel)."""
+    collector = message.output_channel
+    if not isinstance(collector, CollectingOutputChannel):
+        raise TypeError("a REST-style turn collects its replies")
+    agent = request.app.ctx.agent
+    try:
+        if retry:
+            stored = await _retried_turn(agent, message)
+            if stored is not None:
+                return response.json(stored, headers=JSON_HEADERS)
+        else:
+            await agent.handle_message(message)
+    except STORE_ERRORS as error:
+        logger.warning("turn of %s refused with 503: %r", message.sender_id, error)
+        reply = json_error(503, "the assistant cannot take this message now; send it again")
+        reply.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return reply
+    if not collector.messages:
+        await say_unavailable(agent, message)
+    return response.json(collector.messages, headers=JSON_HEADERS)
+
+
+async def say_unavailable(agent: Any, message: UserMessage) -> None:
+    """Tell the member of a silent turn that the service is away."""
+    logger.warning("turn of %s ended without a reply: a custom action failed?", message.sender_id)
+    text = domain_text(getattr(agent, "domain", None), SERVICE_UNAVAILABLE_RESPONSE)
+    if text:
+        await message.output_channel.send_text_message(message.sender_id, text)
+
+
+async def _retried_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]] | None:
+    """The stored replies of a turn taken before; otherwise takes it and returns None."""
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await agent.tracker_store.retrieve(message.sender_id)
+        if tracker is not None:
+            stored = stored_replies(tracker.events, message.sender_id, message.message_id)
+            if stored is not None:
+                return stored
+        await agent.processor.handle_message(message)
+    return None
+
+
+def stored_replies(events: Any, recipient: str, message_id: str | None) -> list[dict[str, Any]] | None:
+    """The bot messages that followed the member message `message_id`, as the
+    channel sent them; None when no such message is stored."""
+    replies: list[dict[str, Any]] | None = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif replies is not None and isinstance(event, BotUttered):
+            extra = {key: value for key, value in (event.data or {}).items() if value}
+            replies.append({"recipient_id": recipient, **({"text": event.text} if event.text else {}), **extra})
+    return replies
