@@ -142,3 +142,16 @@ def test_stored_replies_stop_at_the_next_member_message():
         {"recipient_id": "rest:m", "text": "甲"}, {"recipient_id": "rest:m", "text": "乙"}]
     assert stored_replies(tracker.events, "rest:m", "two-00002") == [{"recipient_id": "rest:m", "text": "丙"}]
     assert stored_replies(tracker.events, "rest:m", "three-0003") is None
+
+
+async def test_a_guessed_id_of_another_members_message_reads_nothing_of_theirs(serve):
+    agent = Agent()
+    client = await serve(agent)
+    async with client.post("/webhooks/rest/webhook", json={
+            "sender": "victim", "message": "2019001 1234", "message_id": "victim-0001"}) as reply:
+        assert reply.status == 200
+    # Another client sends a "retry" of that id from its own sender: it is
+    # looked up in its own conversation only, finds nothing, and is a new turn.
+    status, _, body = await send(client, message="查进度", message_id="victim-0001", retry=True)
+    assert status == 200 and body[0]["recipient_id"] == "rest:m" and body[0]["text"] == "答复2"
+    assert agent.turns == ["2019001 1234", "查进度"]

@@ -1,0 +1,88 @@
+"""The rule policy's featurizer builds, for a prediction, the same last states
+Rasa's builds from the whole conversation: slots set long ago, a loop, a
+restart and a reverted message included."""
+import pytest
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    Restarted,
+    SlotSet,
+    UserUttered,
+    UserUtteranceReverted,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from tuanjian import settings
+from tuanjian.rasa_server.policies.rules import RecentStatesFeaturizer, RecentStatesRulePolicy
+
+DOMAIN = Domain.load(str(settings.ROOT / "domain"))
+
+
+def faq_turn(number):
+    return [ActionExecuted("action_listen"),
+            UserUttered(f"问题{number}", {"name": "faq_forgot_password", "confidence": 1.0}),
+            ActionExecuted("utter_faq_forgot_password"), BotUttered(f"答{number}")]
+
+
+def long_conversation():
+    events = [ActionExecuted("action_session_start"), ActionExecuted("action_listen"),
+              UserUttered("查进度", {"name": "check_transfer_status", "confidence": 1.0}),
+              ActionExecuted("verification_form"), ActiveLoop("verification_form"),
+              SlotSet("requested_slot", "member_number"),
+              ActionExecuted("action_listen"), UserUttered("2019001 1234", {"name": "inform", "confidence": 1.0}),
+              ActionExecuted("verification_form"), SlotSet("is_verified", True), ActiveLoop(None),
+              SlotSet("requested_slot", None), ActionExecuted("action_transfer_status"), BotUttered("进度")]
+    for number in range(40):
+        events += faq_turn(number)
+    events += [ActionExecuted("action_listen"), UserUttered("乱码", {"name": "nlu_fallback", "confidence": 0.2}),
+               UserUtteranceReverted()]
+    for number in range(40, 45):
+        events += faq_turn(number)
+    events += [ActionExecuted("action_listen"),
+               UserUttered("转人工", {"name": "request_human", "confidence": 1.0})]
+    return DialogueStateTracker.from_events("rest:long", events, DOMAIN.slots)
+
+
+@pytest.mark.parametrize("last", [1, 3, 6, 20])
+def test_the_last_states_are_rasas(last):
+    tracker = long_conversation()
+    everything = MaxHistoryTrackerFeaturizer._create_states(tracker, DOMAIN)
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = last
+    recent = featurizer._create_states(tracker, DOMAIN)
+    assert recent == everything[-last:]
+    # A slot set at the start is still in the last state.
+    assert recent[-1]["slots"]["is_verified"] == (1.0, 1.0)  # set, and true
+
+
+def test_a_short_conversation_and_training_get_every_state():
+    tracker = DialogueStateTracker.from_events("rest:short", faq_turn(0), DOMAIN.slots)
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    everything = MaxHistoryTrackerFeaturizer._create_states(tracker, DOMAIN)
+    featurizer.last_states = 10
+    assert featurizer._create_states(tracker, DOMAIN) == everything
+    featurizer.last_states = None  # outside a prediction
+    assert featurizer._create_states(long_conversation(), DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
+        long_conversation(), DOMAIN)
+
+
+def test_a_restart_starts_the_states_again():
+    events = faq_turn(0) + [ActionExecuted("action_restart"), Restarted()] + faq_turn(1) + faq_turn(2)
+    tracker = DialogueStateTracker.from_events("rest:restart", events, DOMAIN.slots)
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = 2
+    assert featurizer._create_states(tracker, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
+        tracker, DOMAIN)[-2:]
+
+
+def test_the_policy_keeps_one_state_more_than_its_longest_rule():
+    policy = RecentStatesRulePolicy.__new__(RecentStatesRulePolicy)
+    policy.lookup = {"rules": {'[{"prev_action": {"action_name": "action_listen"}}]': "utter_greet",
+                               '[{}, {"prev_action": {"action_name": "action_listen"}}, {}]': "utter_x"},
+                     "rules_for_loop_unhappy_path": {}}
+    assert policy._states_rules_need() == 4
+    policy.lookup = {}
+    assert policy._states_rules_need() is None
