@@ -10,8 +10,8 @@ from rasa.shared.core.events import (
     BotUttered,
     Restarted,
     SlotSet,
-    UserUttered,
     UserUtteranceReverted,
+    UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
