@@ -1,8 +1,11 @@
 """The rule policy's featurizer builds, for a prediction, the same last states
 Rasa's builds from the whole conversation: slots set long ago, a loop, a
 restart and a reverted message included."""
+import json
+import tarfile
+
 import pytest
-from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -86,3 +89,17 @@ def test_the_policy_keeps_one_state_more_than_its_longest_rule():
     assert policy._states_rules_need() == 4
     policy.lookup = {}
     assert policy._states_rules_need() is None
+
+
+def test_the_featurizer_is_stored_and_loaded_as_itself(tmp_path):
+    RecentStatesFeaturizer(state_featurizer=None, max_history=None).persist(tmp_path)
+    assert type(TrackerFeaturizer.load(tmp_path)) is RecentStatesFeaturizer
+
+
+def test_the_trained_model_keeps_the_policy_and_its_featurizer():
+    # What the server loads: the policy's featurizer.json names our featurizer.
+    with tarfile.open(settings.MODEL_PATH) as model:
+        files = [model.extractfile(member) for member in model.getmembers()
+                 if "RecentStatesRulePolicy" in member.name and member.name.endswith("featurizer.json")]
+        types = [json.loads(file.read())["type"] for file in files if file is not None]
+    assert types == ["RecentStatesFeaturizer"]

@@ -107,3 +107,15 @@ def test_the_kept_conversations_are_bounded(db, monkeypatch):
         read(replica, sender)
     assert list(replica._recent) == ["web:2", "web:3", "web:4"]
     assert read(replica, "web:1") == as_rasa_reads(db, "web:1")
+
+
+def test_rows_deleted_behind_its_back_make_it_read_whole(db):
+    import sqlite3
+
+    replica = store(db)
+    for number in range(3):
+        add(replica, "web:e", turn(number))
+    read(replica, "web:e")
+    with sqlite3.connect(db) as connection:  # e.g. a retention job
+        connection.execute("DELETE FROM events WHERE sender_id = 'web:e' AND data LIKE '%第0条%'")
+    assert read(replica, "web:e") == as_rasa_reads(db, "web:e")

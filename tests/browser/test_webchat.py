@@ -6,6 +6,7 @@ a phone-sized screenshot to results/webchat.png. Chromium is never downloaded:
 scripts/system_deps.sh installs Debian's package, and a missing
 /usr/bin/chromium fails this test rather than skipping it.
 """
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,18 @@ class Watch:
 
     def webhook_calls(self):
         return [url for url in self.requests if url.endswith("/webhooks/web/webhook")]
+
+
+def open_chat(browser: Any, server: str) -> tuple[Any, Any]:
+    """A phone-sized chat page (its context and page), once its welcome shows."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{server}/webhooks/web/")
+    expect(page.locator(".msg.bot").first).to_contain_text("您好")
+    return context, page
 
 
 def bot_texts(page):
@@ -238,15 +251,9 @@ def test_a_message_the_server_could_not_take_is_sent_again_once(chromium, reques
     once is tests/integration/test_faults.py's)."""
     browser = need_browser(chromium)
     server = request.getfixturevalue("server")
-    import json
-
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    page = context.new_page()
-    page.goto(f"{server}/webhooks/web/")
-    expect(page.locator(".msg.bot").first).to_contain_text("您好")
+    context, page = open_chat(browser, server)
 
     bodies: list[dict] = []
 
@@ -269,4 +276,33 @@ def test_a_message_the_server_could_not_take_is_sent_again_once(chromium, reques
     assert [body["retry"] for body in bodies] == [False, True, True]
     assert page.locator(".msg.notice").count() == 0
     assert page.locator(".msg.bot", has_text="密码重置码").count() == 1
+    context.close()
+
+
+def test_a_message_being_retried_is_not_sent_into_a_new_conversation(chromium, request):
+    browser = need_browser(chromium)
+    server = request.getfixturevalue("server")
+    from playwright.sync_api import expect
+
+    context, page = open_chat(browser, server)
+    old_messages: list[dict] = []
+
+    def refuse_the_old_message(route: Any) -> None:
+        body = json.loads(route.request.post_data)
+        if body["message"] == "旧的问题":
+            old_messages.append(body)
+            route.fulfill(status=503, body='{"error": "send it again"}', content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/webhooks/web/webhook", refuse_the_old_message)
+    page.fill("#input", "旧的问题")
+    page.press("#input", "Enter")
+    page.wait_for_timeout(1500)  # the first attempt and the first retry (after 1 s)
+    page.get_by_role("button", name="重新开始").click()
+    expect(page.locator(".msg.bot").first).to_contain_text("您好")
+    sent_before_restart = len(old_messages)
+    page.wait_for_timeout(4000)  # when the next retries would have gone out
+    assert 1 <= sent_before_restart <= 2 and len(old_messages) == sent_before_restart
+    assert len({body["session"] for body in old_messages}) == 1
     context.close()

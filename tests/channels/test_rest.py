@@ -59,7 +59,7 @@ async def test_a_conversation_over_the_limit_gets_a_polite_reply(run_app, root):
     domain = Domain.load(str(root / "domain"))
     app = Sanic(f"rest_limit_{uuid.uuid4().hex[:8]}")
     register([RestInput(domain=domain, per_minute=2)], app, route="/webhooks/")
-    app.ctx.agent = SimpleNamespace(handle_message=on_new_message)  # what Rasa's handler calls
+    app.ctx.agent = SimpleNamespace(handle_message=on_new_message, is_ready=lambda: True)
     session = await run_app(app)
     body = {"sender": "fast", "message": "你好", "input_channel": "wechat", "metadata": {"client": "x"}}
     replies = []

@@ -1,12 +1,14 @@
 """A turn the stores cannot take is a 503 the page retries; a retried message
 whose turn is stored is answered from the tracker, not taken twice."""
+import time
 import uuid
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from rasa.core.channels.channel import register
 from rasa.core.lock_store import InMemoryLockStore, LockError
-from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -15,7 +17,12 @@ from sanic import Sanic
 from sqlalchemy.exc import OperationalError
 
 from tuanjian.rasa_server.channels.rest import RestInput
-from tuanjian.rasa_server.channels.turns import message_id_problem, stored_replies
+from tuanjian.rasa_server.channels.turns import (
+    RETRY_WINDOW_SECONDS,
+    make_tracker_store_strict,
+    message_id_problem,
+    stored_replies,
+)
 
 BUTTONS = [{"title": "转人工", "payload": "/request_human"}]
 UNAVAILABLE = "抱歉，这项服务暂时无法使用，请稍后再试。"
@@ -34,6 +41,9 @@ class Agent:
         self.fail_with = fail_with
         self.silent = silent
         self.turns: list[str] = []
+
+    def is_ready(self):
+        return True
 
     async def handle_message(self, message):
         async with self.lock_store.lock(message.sender_id):
@@ -155,3 +165,59 @@ async def test_a_guessed_id_of_another_members_message_reads_nothing_of_theirs(s
     status, _, body = await send(client, message="查进度", message_id="victim-0001", retry=True)
     assert status == 200 and body[0]["recipient_id"] == "rest:m" and body[0]["text"] == "答复2"
     assert agent.turns == ["2019001 1234", "查进度"]
+
+
+async def test_a_retry_finds_only_recent_turns(serve):
+    # An old message id (a REST sender id and a leaked id) replays nothing:
+    # past the retry window the "retry" is simply a new turn.
+    agent = Agent()
+    tracker = DialogueStateTracker("rest:m", [])
+    old = time.time() - RETRY_WINDOW_SECONDS - 60
+    tracker.update(UserUttered("查进度", message_id="old-000001", timestamp=old))
+    tracker.update(BotUttered("张*，第 3 步", timestamp=old))
+    await agent.tracker_store.save(tracker)
+    client = await serve(agent)
+    status, _, body = await send(client, message="查进度", message_id="old-000001", retry=True)
+    assert status == 200 and body[0]["text"] == "答复1"
+
+
+async def test_a_retry_of_a_silent_turn_says_the_service_is_away(serve):
+    agent = Agent(silent=True)
+    client = await serve(agent)
+    await send(client, message="帮我查一下我的转接进度", message_id="silent-001")
+    status, _, body = await send(client, message="帮我查一下我的转接进度", message_id="silent-001", retry=True)
+    assert status == 200 and body == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+
+
+async def test_while_the_model_loads_a_message_is_a_503(serve):
+    class Loading(Agent):
+        def is_ready(self):
+            return False
+
+    agent = Loading()
+    client = await serve(agent)
+    for retry in (False, True):
+        status, headers, _ = await send(client, message="你好", message_id="loading-01", retry=retry)
+        assert status == 503 and headers["Retry-After"] == "1"
+    assert agent.turns == []
+
+
+class BrokenStore(InMemoryTrackerStore):
+    async def retrieve(self, sender_id):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    async def save(self, tracker):
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+
+async def test_the_tracker_stores_errors_reach_the_turn():
+    # Rasa's FailSafeTrackerStore answers a failed read with a blank
+    # conversation and keeps a failed write in memory; made strict, both raise.
+    store = FailSafeTrackerStore(BrokenStore(Domain.empty()))
+    assert await store.retrieve("rest:m") is None
+    app: Any = SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(tracker_store=store)))
+    make_tracker_store_strict(app)
+    with pytest.raises(OperationalError):
+        await store.retrieve("rest:m")
+    with pytest.raises(OperationalError):
+        await store.save(DialogueStateTracker("rest:m", []))

@@ -33,7 +33,7 @@ def serve(run_app):
         app = Sanic(f"web_test_{uuid.uuid4().hex[:8]}")
         register([WebChatInput(sessions=SESSIONS, per_minute=per_minute, verifications=verifications)],
                  app, route="/webhooks/")
-        app.ctx.agent = SimpleNamespace(handle_message=on_new_message)
+        app.ctx.agent = SimpleNamespace(handle_message=on_new_message, is_ready=lambda: True)
         return await run_app(app), turns
     return start
 

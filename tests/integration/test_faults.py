@@ -151,6 +151,22 @@ def test_redis_stopped(faulty):
     assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ]
 
 
+def test_the_tracker_database_stopped(faulty):
+    # Rasa's FailSafeTrackerStore would answer from a blank conversation and
+    # keep the turn in one process's memory; here the turn is refused.
+    sender = f"tracker-down-{uuid.uuid4().hex[:6]}"
+    assert say(faulty, sender, FAQ).status == 200
+    faulty.tracker_db.stop()
+    try:
+        answers = [say(faulty, sender, f"{FAQ} 停") for _ in range(2)]
+        assert all(a.status == 503 and a.seconds < ANSWER_SECONDS for a in answers), answers
+    finally:
+        faulty.tracker_db.start()
+    back = say(faulty, sender, f"{FAQ} 回")
+    assert back.status == 200 and FAQ_FACT in joined(back)
+    assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ, f"{FAQ} 回"]
+
+
 def test_the_tracker_database_restarted(faulty):
     sender = f"pg-restart-{uuid.uuid4().hex[:6]}"
     assert say(faulty, sender, FAQ).status == 200

@@ -199,3 +199,30 @@ def test_the_tracker_store_survives_a_database_restart(monkeypatch):
         stored = asyncio.run(store.retrieve("web:pg"))
         assert [e.text for e in stored.events if isinstance(e, UserUttered)] == ["你好"]
         store.engine.dispose()
+
+
+def test_a_slow_turn_keeps_its_conversation_past_its_lifetime(monkeypatch, redis_url):
+    # A turn of 2.5 s with tickets of 1 s: the turn's ticket is renewed while
+    # it runs, so the next message of the conversation waits for it to end
+    # instead of entering once the ticket would have expired.
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    first, second = LockStore.create(LOCK_ENDPOINT), LockStore.create(LOCK_ENDPOINT)
+    conversation = f"web:{uuid.uuid4().hex}"
+    events = []
+
+    async def slow_turn() -> None:
+        async with first.lock(conversation, lock_lifetime=1):
+            events.append("slow starts")
+            await asyncio.sleep(2.5)
+            events.append("slow ends")
+
+    async def next_turn() -> None:
+        await asyncio.sleep(0.1)
+        async with second.lock(conversation, lock_lifetime=1):
+            events.append("next starts")
+
+    async def both() -> None:
+        await asyncio.gather(slow_turn(), next_turn())
+
+    asyncio.run(both())
+    assert events == ["slow starts", "slow ends", "next starts"]

@@ -8,21 +8,25 @@ calling it with the endpoint's config, so __new__ hands back the store.
 """
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from rasa.core.lock import TicketLock
+from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore
 from redis.connection import parse_url
+from redis.exceptions import RedisError
 
 from tuanjian import settings
 
+logger = logging.getLogger(__name__)
 KEY_PREFIX = "tuanjian"
 # Rasa looks again every second for a waiting message's turn; with several
 # messages of one conversation queued (a burst, WeChat's retries) that second
-# is added to each. A Redis GET every 50 ms per waiting message is cheap.
+# is added to each. A Redis GET every 50 ms per waiting message is cheap (a
+# write only when its ticket is half way to expiring).
 WAIT_SECONDS = 0.05
 # A turn ahead of a waiting message that has not finished within this many
 # seconds is taken for a replica that died holding the lock (or one stuck on a
@@ -47,7 +51,13 @@ class AtomicRedisLockStore(RedisLockStore):
     write, and a ticket is lost, so every later message of that conversation
     waits until the lost one expires (60 s; seen with a burst through two
     replicas). It also polls for a waiting turn every WAIT_SECONDS, not every
-    second.
+    second, and gives up on a queue that has not moved for STALL_SECONDS.
+
+    A ticket's lifetime (Rasa's TICKET_LOCK_LIFETIME) is renewed while its
+    message waits and while its turn runs: a long queue keeps its order and a
+    slow turn keeps its conversation, while a replica that dies frees the
+    conversation one lifetime after it stopped renewing. So the lifetime can
+    be short (10 s in the topology and the manifests).
     """
 
     @asynccontextmanager
@@ -55,7 +65,12 @@ class AtomicRedisLockStore(RedisLockStore):
                    wait_time_in_seconds: float = WAIT_SECONDS) -> AsyncIterator[TicketLock]:
         ticket = self.issue_ticket(conversation_id, lock_lifetime)
         try:
-            yield await self._wait_for_turn(conversation_id, ticket, lock_lifetime, wait_time_in_seconds)
+            lock = await self._wait_for_turn(conversation_id, ticket, lock_lifetime, wait_time_in_seconds)
+            keeper = asyncio.ensure_future(self._keep(conversation_id, ticket, lock_lifetime))
+            try:
+                yield lock
+            finally:
+                keeper.cancel()
         finally:
             self.cleanup(conversation_id, ticket)
 
@@ -63,8 +78,12 @@ class AtomicRedisLockStore(RedisLockStore):
                              wait_seconds: float) -> TicketLock:
         serving, since = None, time.monotonic()
         while True:
-            lock = self._change(conversation_id, lambda lock: _renewed(lock, ticket, lifetime), create=False)
-            if lock is None:
+            lock = self.get_lock(conversation_id)
+            own = _ticket(lock, ticket)
+            if own is not None and own.expires - time.time() < lifetime / 2:
+                lock = self._renew(conversation_id, ticket, lifetime)
+                own = _ticket(lock, ticket)
+            if lock is None or own is None or own.has_expired():
                 raise LockError(f"ticket {ticket} of '{conversation_id}' expired while waiting")
             if not lock.is_locked(ticket):
                 return lock
@@ -74,6 +93,18 @@ class AtomicRedisLockStore(RedisLockStore):
                 raise LockError(f"turn {serving} of '{conversation_id}' has not finished "
                                 f"in {STALL_SECONDS:.0f} s")
             await asyncio.sleep(wait_seconds)
+
+    async def _keep(self, conversation_id: str, ticket: int, lifetime: float) -> None:
+        """Renew the serving ticket every third of its lifetime while its turn runs."""
+        while True:
+            await asyncio.sleep(lifetime / 3)
+            try:
+                self._renew(conversation_id, ticket, lifetime)
+            except RedisError:
+                logger.warning("ticket %s of %s not renewed: Redis unavailable", ticket, conversation_id)
+
+    def _renew(self, conversation_id: str, ticket: int, lifetime: float) -> TicketLock | None:
+        return self._change(conversation_id, lambda lock: _renewed(lock, ticket, lifetime), create=False)
 
     def _change(self, conversation_id: str, change: Callable[[TicketLock], T],
                 create: bool = True, delete_when_idle: bool = False) -> T | None:
@@ -112,6 +143,10 @@ class AtomicRedisLockStore(RedisLockStore):
     def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         self._change(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number), create=False,
                      delete_when_idle=True)
+
+
+def _ticket(lock: TicketLock | None, number: int) -> Ticket | None:
+    return next((t for t in lock.tickets if t.number == number), None) if lock else None
 
 
 def _renewed(lock: TicketLock, ticket: int, lifetime: float) -> TicketLock | None:

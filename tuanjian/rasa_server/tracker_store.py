@@ -14,7 +14,10 @@ read). This one keeps the events it last read of the conversations it served
 lately and reads only the rows added since. That is exact because every
 writer of a conversation (its turns, the help desk closing a ticket, a retried
 message) holds the conversation's lock, so a conversation's rows are committed
-in the order of their ids; rows are only ever added, never changed.
+in the order of their ids; rows are only ever added, never changed. A count
+of the session's rows (Rasa's own query, which its save runs too) guards that:
+when it differs from what was kept plus what was read, the session is read
+whole.
 """
 import json
 from collections import OrderedDict
@@ -68,8 +71,12 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 rows = (session.query(self.SQLEvent)
                         .filter(self.SQLEvent.sender_id == sender_id, self.SQLEvent.id > known.last_id)
                         .order_by(self.SQLEvent.id).all())
-                if any(row.type_name == SessionStarted.type_name for row in rows):
-                    known, rows = None, None  # a new session: read it whole
+                # A new session, or the session holds other rows than the kept
+                # ones and the new ones (deleted rows, a row committed late, a
+                # session boundary Rasa places by timestamp): read it whole.
+                if any(row.type_name == SessionStarted.type_name for row in rows) or \
+                        self._event_query(session, sender_id, False).count() != len(known.events) + len(rows):
+                    known, rows = None, None
             if rows is None:
                 rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
             events = (known.events if known else []) + deserialise_events([json.loads(r.data) for r in rows])

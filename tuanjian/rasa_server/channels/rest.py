@@ -34,7 +34,7 @@ from tuanjian.rasa_server.channels.guard import (
     json_error,
     rate_limited_reply,
 )
-from tuanjian.rasa_server.channels.turns import answer, message_id_problem
+from tuanjian.rasa_server.channels.turns import answer, make_tracker_store_strict, message_id_problem
 
 MAX_MESSAGE_CHARS = 10_000
 # Conversation ids (channel prefix included) fit the backend's 128 characters.
@@ -83,6 +83,7 @@ class RestInput(RasaRestInput):
         # the tracker store away), and knows no message id: this one answers
         # through tuanjian.rasa_server.channels.turns.
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        webhook.listener("after_server_start")(make_tracker_store_strict)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

@@ -13,16 +13,20 @@ response (REST and the chat page).
   answered, or its replica died after storing the turn — is answered with the
   replies stored for it, not taken a second time. The check runs under the
   conversation's lock, so a first attempt still in progress is waited for.
+- make_tracker_store_strict, a listener each channel registers, lets the
+  tracker store's errors reach the turn (Rasa's wrapper would hide them).
 """
 import logging
 import re
+import time
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.lock_store import LockError
+from rasa.core.tracker_store import FailSafeTrackerStore
 from rasa.shared.core.events import BotUttered, UserUttered
 from redis.exceptions import RedisError
-from sanic import response
+from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +41,10 @@ from tuanjian.rasa_server.channels.guard import (
 logger = logging.getLogger(__name__)
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 RETRY_AFTER_SECONDS = 1
+# A retry finds the turn it repeats only among the turns of the last few
+# minutes (the page gives up after about 3): whoever knows a REST sender id
+# and an old message id cannot replay older replies.
+RETRY_WINDOW_SECONDS = 300
 STORE_ERRORS = (LockError, RedisError, SQLAlchemyError)
 
 
@@ -52,27 +60,32 @@ def message_id_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def unavailable_reply() -> HTTPResponse:
+    reply = json_error(503, "the assistant cannot take this message now; send it again")
+    reply.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return reply
+
+
 async def answer(request: Request, message: UserMessage, retry: bool) -> HTTPResponse:
     """The replies to `message` (its output channel a CollectingOutputChannel)."""
     collector = message.output_channel
     if not isinstance(collector, CollectingOutputChannel):
         raise TypeError("a REST-style turn collects its replies")
     agent = request.app.ctx.agent
+    if not agent.is_ready():
+        return unavailable_reply()  # the model is still loading
     try:
-        if retry:
-            stored = await _retried_turn(agent, message)
-            if stored is not None:
-                return response.json(stored, headers=JSON_HEADERS)
-        else:
+        stored = await _retried_turn(agent, message) if retry else None
+        if stored is None and not retry:
             await agent.handle_message(message)
     except STORE_ERRORS as error:
         logger.warning("turn of %s refused with 503: %r", message.sender_id, error)
-        reply = json_error(503, "the assistant cannot take this message now; send it again")
-        reply.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return reply
-    if not collector.messages:
+        return unavailable_reply()
+    replies = collector.messages if stored is None else stored
+    if not replies:
         await say_unavailable(agent, message)
-    return response.json(collector.messages, headers=JSON_HEADERS)
+        replies = collector.messages
+    return response.json(replies, headers=JSON_HEADERS)
 
 
 async def say_unavailable(agent: Any, message: UserMessage) -> None:
@@ -88,22 +101,43 @@ async def _retried_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]
     async with agent.lock_store.lock(message.sender_id):
         tracker = await agent.tracker_store.retrieve(message.sender_id)
         if tracker is not None:
-            stored = stored_replies(tracker.events, message.sender_id, message.message_id)
+            stored = stored_replies(tracker.events, message.sender_id, message.message_id,
+                                    since=time.time() - RETRY_WINDOW_SECONDS)
             if stored is not None:
                 return stored
         await agent.processor.handle_message(message)
     return None
 
 
-def stored_replies(events: Any, recipient: str, message_id: str | None) -> list[dict[str, Any]] | None:
-    """The bot messages that followed the member message `message_id`, as the
-    channel sent them; None when no such message is stored."""
+def make_tracker_store_strict(app: Sanic, _loop: Any = None) -> None:
+    """Let the tracker store's errors reach the turn (a Sanic listener).
+
+    Rasa wraps the tracker store in a FailSafeTrackerStore, which answers a
+    failed read with "no such conversation" and keeps a failed write in the
+    process's memory: with its database away, a member would get a 200 from
+    a blank conversation (verification, form and handoff forgotten) and the
+    turn would be lost. Its error callback raising makes that a 503 instead.
+    """
+    store = getattr(getattr(app.ctx, "agent", None), "tracker_store", None)
+    if isinstance(store, FailSafeTrackerStore):
+        store._on_tracker_store_error = _raise
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def stored_replies(events: Any, recipient: str, message_id: str | None,
+                   since: float = 0.0) -> list[dict[str, Any]] | None:
+    """The bot messages that followed the member message `message_id` stored
+    after `since` (a Unix time), as the channel sent them; None when there is
+    no such message."""
     replies: list[dict[str, Any]] | None = None
     for event in events:
         if isinstance(event, UserUttered):
             if replies is not None:
                 break
-            if event.message_id == message_id:
+            if event.message_id == message_id and event.timestamp >= since:
                 replies = []
         elif replies is not None and isinstance(event, BotUttered):
             extra = {key: value for key, value in (event.data or {}).items() if value}

@@ -42,7 +42,7 @@ from tuanjian.rasa_server.channels.guard import (
     domain_text,
     json_error,
 )
-from tuanjian.rasa_server.channels.turns import STORE_ERRORS
+from tuanjian.rasa_server.channels.turns import STORE_ERRORS, make_tracker_store_strict
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text
 from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
@@ -192,6 +192,7 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("wechat_webhook", __name__)
+        webhook.listener("after_server_start")(make_tracker_store_strict)
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer
 from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.core.domain import Domain, State
@@ -22,6 +22,9 @@ from rasa.shared.core.events import ActionExecuted
 from rasa.shared.core.trackers import DialogueStateTracker
 
 
+# Registered under its own name, so a trained model stores it as this class and
+# loads it back as this class (Rasa would otherwise record the parent's).
+@TrackerFeaturizer.register("RecentStatesFeaturizer")
 class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
     """While `last_states` is set (during a prediction), builds the states of
     the last `last_states` actions only; otherwise (training, which needs every

@@ -281,23 +281,26 @@
   // answer: the replica went away) is sent again with the same message_id and
   // retry: true, so a turn that was taken is answered from the server's
   // record instead of being taken twice.
-  function post(message, messageId, attempt, renewed) {
+  function post(message, messageId, attempt, renewed, mine) {
     return session().then(function (token) {
       var body = { session: token, message: message, message_id: messageId, retry: attempt > 0 };
       return request(WEBHOOK, body, TIMEOUT_MS);
     }).then(function (response) {
       if (response.status === 401 && !renewed) {
         state.session = "";
-        return post(message, messageId, attempt, true);
+        return post(message, messageId, attempt, true, mine);
       }
       if (RETRY_STATUSES.indexOf(response.status) >= 0) throw failure(response.status);
       // 429: too fast; the body is the assistant's polite reply.
       if (!response.ok && response.status !== 429) throw Object.assign(failure(response.status), { final: true });
       return readJson(response);
     }).catch(function (error) {
-      if ((error && error.final) || attempt >= RETRY_DELAYS_MS.length) throw error;
+      // 重新开始 ended this conversation: its message is not sent into the new one.
+      var over = mine !== generation;
+      if (over || (error && error.final) || attempt >= RETRY_DELAYS_MS.length) throw error;
       return wait(RETRY_DELAYS_MS[attempt]).then(function () {
-        return post(message, messageId, attempt + 1, renewed);
+        if (mine !== generation) throw error;
+        return post(message, messageId, attempt + 1, renewed, mine);
       });
     });
   }
@@ -309,7 +312,7 @@
     var mine = generation;
     if (shown !== null) addMessage({ from: "user", text: shown });
     setBusy(true);
-    post(message, newMessageId(), 0, false).then(function (replies) {
+    post(message, newMessageId(), 0, false, mine).then(function (replies) {
       if (mine !== generation) return;
       if (!Array.isArray(replies)) throw Object.assign(new Error("not a list"), { notice: NOTICE.server });
       var shownAny = false;
