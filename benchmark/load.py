@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
+import json
 import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -39,6 +42,18 @@ CONVERSATIONS = {
     "handoff": ["转不出去怎么办啊", "转人工", "还在吗"],
 }
 P95_LIMIT = 1.0
+# Beside the members, one client sends what the channels must refuse, politely
+# and cheaply, under load: each of these, then a flood of one conversation
+# past the per-minute limit (TUANJIAN_MESSAGES_PER_MINUTE as deployed).
+BAD_REQUESTS = [
+    (b"{not json", "application/json"),
+    (json.dumps({"sender": "bad", "message": "转" * 20_000}, ensure_ascii=False).encode("utf-8"), "application/json"),
+    (b"{" + b" " * 300_000 + b"}", "application/json"),
+    (json.dumps({"sender": "bad", "message": "你好"}).encode("utf-8"), "text/plain"),
+    ('{"sender": "bad", "message": "忘记密码"}'.encode("gbk"), "application/json"),
+]
+FLOOD = 40
+MESSAGES_PER_MINUTE = "30"  # deploy/k8s/configmap.yml
 
 
 async def member(session: aiohttp.ClientSession, base: str, messages: list[str],
@@ -57,10 +72,30 @@ async def member(session: aiohttp.ClientSession, base: str, messages: list[str],
         latencies.append(time.perf_counter() - started)
 
 
-async def level(base: str, concurrency: int, seconds: float) -> dict[str, float]:
-    """`concurrency` members at a time, each replaced by a new one when done, for `seconds`."""
+async def abuser(session: aiohttp.ClientSession, base: str, refusals: list[tuple[int, float]]) -> None:
+    """The bad requests, then a flood of one new conversation; (status, seconds) of each refusal."""
+    url = f"{base}/webhooks/rest/webhook"
+    flood = [(json.dumps({"sender": f"flood-{uuid.uuid4().hex[:8]}", "message": "你好"}).encode("utf-8"),
+              "application/json")] * FLOOD
+    for body, content_type in BAD_REQUESTS + flood:
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers={"Content-Type": content_type},
+                                    timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                await reply.read()
+                status = reply.status
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            status = 0
+        if status != 200:
+            refusals.append((status, time.perf_counter() - started))
+
+
+async def level(base: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """`concurrency` members at a time, each replaced by a new one when done,
+    for `seconds`, beside one client sending what must be refused."""
     latencies: list[float] = []
     errors: list[str] = []
+    refusals: list[tuple[int, float]] = []
     kinds = itertools.cycle(CONVERSATIONS.values())
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
@@ -69,12 +104,18 @@ async def level(base: str, concurrency: int, seconds: float) -> dict[str, float]
         while time.monotonic() < deadline:
             await member(session, base, next(kinds), latencies, errors)
 
-    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async def abusing(session: aiohttp.ClientSession) -> None:
+        while time.monotonic() < deadline:
+            await abuser(session, base, refusals)
+
+    connector = aiohttp.TCPConnector(limit=concurrency * 2 + 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        await asyncio.gather(abusing(session), *(worker(session) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {"concurrency": concurrency, "messages": len(latencies), "per_second": len(latencies) / elapsed,
-            "p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95), "errors": len(errors)}
+            "p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95), "errors": len(errors),
+            "refused": collections.Counter(status for status, _ in refusals),
+            "refusal_p95": percentile([seconds for _, seconds in refusals], 0.95) if refusals else 0.0}
 
 
 def processes(topology: Topology) -> dict[str, dict[str, float]]:
@@ -87,16 +128,18 @@ def processes(topology: Topology) -> dict[str, dict[str, float]]:
     return found
 
 
-def measure(replicas: int, levels: list[int], seconds: float, model: Path = settings.MODEL_PATH) -> dict[str, float]:
+def measure(replicas: int, levels: list[int], seconds: float, model: Path = settings.MODEL_PATH) -> dict[str, Any]:
     print(f"== {replicas} replica(s) of {model.name} behind nginx", flush=True)
-    with running_topology(replicas, model=model) as topology:
+    with running_topology(replicas, model=model, messages_per_minute=MESSAGES_PER_MINUTE) as topology:
         asyncio.run(level(topology.base, 2, 5))  # warm-up
-        best: dict[str, float] = {}
+        best: dict[str, Any] = {}
         for concurrency in levels:
             result = asyncio.run(level(topology.base, concurrency, seconds))
+            refused = ", ".join(f"{status}: {n}" for status, n in sorted(result["refused"].items()))
             print(f"  {concurrency:3d} members: {result['per_second']:6.1f} messages/s, "
                   f"p50 {result['p50'] * 1000:6.0f} ms, p95 {result['p95'] * 1000:6.0f} ms, "
-                  f"errors {result['errors']}", flush=True)
+                  f"errors {result['errors']}; refused ({refused}), "
+                  f"p95 {result['refusal_p95'] * 1000:.0f} ms", flush=True)
             if result["p95"] <= P95_LIMIT and result["errors"] == 0 \
                     and result["per_second"] > best.get("per_second", 0):
                 best = result
@@ -109,7 +152,7 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
 
 def soak(minutes: float, concurrency: int) -> None:
     print(f"== soak: {minutes:g} minutes at {concurrency} members on 1 replica", flush=True)
-    with running_topology(1) as topology:
+    with running_topology(1, messages_per_minute=MESSAGES_PER_MINUTE) as topology:
         asyncio.run(level(topology.base, concurrency, 60))  # warm-up
         before = processes(topology)
         result = asyncio.run(level(topology.base, concurrency, minutes * 60 - 60))

@@ -113,7 +113,9 @@ def postgres_schema(prefix: str, server: str = POSTGRES_URL) -> Iterator[str]:
 
 @contextmanager
 def running_topology(replicas: int = 2, port: int | None = None, stores: Stores = Stores(),
-                     model: Path = settings.MODEL_PATH) -> Iterator[Topology]:
+                     model: Path = settings.MODEL_PATH, messages_per_minute: str = "0") -> Iterator[Topology]:
+    """The topology; messages_per_minute is the channels' per-conversation limit
+    (off by default: the replica tests send bursts from one sender)."""
     if not model.exists():
         raise RuntimeError("train first: scripts/test.sh trains before running pytest")
     logs = Path(tempfile.mkdtemp(prefix="topology-"))
@@ -131,7 +133,7 @@ def running_topology(replicas: int = 2, port: int | None = None, stores: Stores 
         env = dict(os.environ, TUANJIAN_DATABASE_URL=backend_url, TUANJIAN_TRACKER_STORE_URL=tracker_url,
                    TUANJIAN_REDIS_URL=stores.redis, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
                    ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
-                   TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0",
+                   TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE=messages_per_minute,
                    SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5", TICKET_LOCK_LIFETIME=TICKET_LOCK_LIFETIME)
         subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=settings.ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)

@@ -100,3 +100,9 @@ def test_the_lock_lifetime_is_the_local_topologys():
     from benchmark.topology import TICKET_LOCK_LIFETIME
 
     assert by_kind("ConfigMap")["tuanjian-settings"]["data"]["TICKET_LOCK_LIFETIME"] == TICKET_LOCK_LIFETIME
+
+
+def test_the_load_test_limits_messages_as_deployed():
+    from benchmark.load import MESSAGES_PER_MINUTE
+
+    assert by_kind("ConfigMap")["tuanjian-settings"]["data"]["TUANJIAN_MESSAGES_PER_MINUTE"] == MESSAGES_PER_MINUTE
