@@ -188,6 +188,19 @@ async def wechat_latencies(base: str, texts: list[str], turns: int) -> list[floa
     return latencies
 
 
+async def turn_cost(url: str, faqs: list[str], conversations: int = 5, turns: int = 200) -> dict[str, list[float]]:
+    """The same ten FAQ messages over and over in long conversations: the
+    first ten turns against the last ten (the same messages, late)."""
+    cycle = faqs[:10]
+    early: list[float] = []
+    late: list[float] = []
+    for _ in range(conversations):
+        latencies = (await load_test(url, [cycle[i % len(cycle)] for i in range(turns)], 1, turns))["latencies"]
+        early += latencies[:len(cycle)]
+        late += latencies[-len(cycle):]
+    return {"early": early, "late": late}
+
+
 async def rest_figures(texts: list[str], gold: list[str]) -> dict[str, Any]:
     # The tracker store scripts/run.sh uses (endpoints.yml): Rasa's SQL store on
     # SQLite; every turn reads the conversation so far and writes the new events.
@@ -200,8 +213,9 @@ async def rest_figures(texts: list[str], gold: list[str]) -> dict[str, Any]:
         twenty = await load_test(url, texts, 20, 30)
         status = await verified_status_latencies(url, 100)
         faqs = [t for t, g in zip(texts, gold, strict=False) if g.startswith("faq_")]
+        cost = await turn_cost(url, faqs)
         wechat = await wechat_latencies(assistant.base, faqs, 100)
-        return {"one": one, "short": short, "twenty": twenty, "status": status, "wechat": wechat,
+        return {"one": one, "short": short, "twenty": twenty, "status": status, "wechat": wechat, "cost": cost,
                 "rss_mb": rss_mb(assistant)}
 
 
@@ -291,6 +305,10 @@ def print_report(r: dict[str, Any]) -> None:
         twenty = rest["twenty"]
         print(f"REST turn, 20 senders    {ms(twenty['latencies'])}, "
               f"{twenty['per_second']:.1f} messages/s (30 turns each)")
+        cost = rest["cost"]
+        ratio = percentile(cost["late"], .95) / percentile(cost["early"], .95)
+        print(f"REST turn 191-200 of 200 {ms(cost['late'])} against turns 1-10 {ms(cost['early'])}: "
+              f"p95 {ratio:.2f}x (5 conversations, the same ten FAQ messages over and over)")
         print(f"REST own status, verified member, 1 sender  {ms(rest['status'])}")
         print(f"WeChat FAQ, POST to passive reply, 1 sender  {ms(rest['wechat'])}")
         print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))
