@@ -51,6 +51,10 @@ http {{
   uwsgi_temp_path {run}/uwsgi;
   scgi_temp_path {run}/scgi;
   client_max_body_size 1m;
+  # Bodies up to the limit stay in memory: nginx started by root runs its
+  # workers as nobody, who cannot write the temporary files a larger body
+  # would go to (each was a 500; the load test's oversized bodies found it).
+  client_body_buffer_size 1m;
   upstream rasa {{
 {servers}
   }}

@@ -221,3 +221,12 @@ async def test_the_tracker_stores_errors_reach_the_turn():
         await store.retrieve("rest:m")
     with pytest.raises(OperationalError):
         await store.save(DialogueStateTracker("rest:m", []))
+
+
+async def test_a_body_over_the_limit_is_a_413_before_it_is_read(serve):
+    agent = Agent()
+    client = await serve(agent)
+    body = b'{"sender": "m", "message": "hi"' + b" " * (64 * 1024) + b"}"
+    async with client.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"}) as reply:
+        assert reply.status == 413
+    assert agent.turns == []

@@ -98,3 +98,18 @@ async def test_twenty_senders_in_parallel_keep_their_own_order(topology):
     for sender in senders:
         assert stored_user_texts(topology, f"rest:{sender}") == [
             f"团关系转接一直没通过 {turn}" for turn in range(TURNS_PER_SENDER)]
+
+
+def test_bad_bodies_through_the_proxy_are_refused_politely(topology):
+    # Found by the load test: bodies nginx had to buffer on disk were 500s.
+    import requests
+
+    from benchmark.load import BAD_REQUESTS
+
+    statuses = [requests.post(f"{topology.base}/webhooks/rest/webhook", data=body,
+                              headers={"Content-Type": content_type}, timeout=30).status_code
+                for body, content_type in BAD_REQUESTS]
+    assert all(400 <= status < 500 for status in statuses), statuses
+    too_big = requests.post(f"{topology.base}/webhooks/rest/webhook", data=b"x" * (2 * 2**20),
+                            headers={"Content-Type": "application/json"}, timeout=30)
+    assert too_big.status_code == 413

@@ -21,6 +21,7 @@ from benchmark.topology import postgres_schema
 from tests.conftest import POSTGRES_URL, _postgres_problem, _postgres_reachable
 from tuanjian import settings
 from tuanjian.rasa_server import lock_store
+from tuanjian.rasa_server.channels.guard import MessageRateLimit, SharedMessageRateLimit, message_rate_limit
 from tuanjian.rasa_server.channels.wechat import OPTIONS_TTL, RedisTTLStore, TTLStore, option_store
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -226,3 +227,23 @@ def test_a_slow_turn_keeps_its_conversation_past_its_lifetime(monkeypatch, redis
 
     asyncio.run(both())
     assert events == ["slow starts", "slow ends", "next starts"]
+
+
+def test_the_message_limit_is_shared_by_the_replicas(monkeypatch, redis_url):
+    # A conversation spread over two replicas gets the limit once, not twice.
+    monkeypatch.setenv(settings.REDIS_URL, redis_url)
+    now = [1000.0]
+    replicas = [message_rate_limit(3, "test") for _ in range(2)]
+    for replica in replicas:
+        replica.clock = lambda: now[0]
+    key = f"rest:{uuid.uuid4().hex}"
+    assert [replicas[i % 2].allow(key) for i in range(5)] == [True, True, True, False, False]
+    now[0] += 61  # the window has passed
+    assert replicas[1].allow(key)
+
+
+def test_without_redis_the_limit_is_the_processes_and_redis_away_lets_through(monkeypatch):
+    monkeypatch.delenv(settings.REDIS_URL, raising=False)
+    assert isinstance(message_rate_limit(3, "test"), MessageRateLimit)
+    away = SharedMessageRateLimit(1, "redis://127.0.0.1:1/0", "test")
+    assert away.allow("rest:a") and away.allow("rest:a")

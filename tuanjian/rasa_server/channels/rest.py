@@ -27,11 +27,11 @@ from sanic.response import HTTPResponse
 from tuanjian import settings
 from tuanjian.conversation_ids import conversation_id
 from tuanjian.rasa_server.channels.guard import (
-    MessageRateLimit,
     client_address,
     client_key,
     is_json,
     json_error,
+    message_rate_limit,
     rate_limited_reply,
 )
 from tuanjian.rasa_server.channels.turns import answer, make_tracker_store_strict, message_id_problem
@@ -73,7 +73,7 @@ class RestInput(RasaRestInput):
         if domain is not None and not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
         self.domain = domain
-        self.rate_limit = MessageRateLimit(per_minute)
+        self.rate_limit = message_rate_limit(per_minute, "rest")
         self.trusted_proxies = settings.trusted_proxies()
 
     def blueprint(
@@ -93,6 +93,8 @@ class RestInput(RasaRestInput):
         async def receive(request: Request) -> HTTPResponse:
             if not is_json(request):
                 return json_error(415, "body must be application/json")
+            if len(request.body or b"") > settings.MAX_BODY_BYTES:
+                return json_error(413, f"body over {settings.MAX_BODY_BYTES} bytes")
             problem = body_problem(request.body or b"") or message_id_problem(request.json)
             if problem:
                 return json_error(400, problem)

@@ -42,11 +42,11 @@ from tuanjian.backend.verification import VerificationService
 from tuanjian.conversation_ids import conversation_id
 from tuanjian.polling import answers_ok, wait_until
 from tuanjian.rasa_server.channels.guard import (
-    MessageRateLimit,
     client_address,
     client_key,
     is_json,
     json_error,
+    message_rate_limit,
     rate_limited_reply,
 )
 from tuanjian.rasa_server.channels.rest import body_problem
@@ -82,9 +82,9 @@ class WebChatInput(InputChannel):
             domain = Domain.load(str(domain))
         self.sessions = sessions
         self.domain = domain
-        self.rate_limit = MessageRateLimit(per_minute)
+        self.rate_limit = message_rate_limit(per_minute, "web")
         # New sessions and restarts each write something (a tracker, a closure): per client.
-        self.control_limit = MessageRateLimit(per_minute)
+        self.control_limit = message_rate_limit(per_minute, "web-control")
         self.verifications = verifications or VerificationService()
         self.trusted_proxies = settings.trusted_proxies()
         if sessions is None:
@@ -116,6 +116,8 @@ class WebChatInput(InputChannel):
                 return json_error(503, "web chat not configured")
             if not is_json(request):
                 return json_error(415, "body must be application/json")
+            if len(request.body or b"") > settings.MAX_BODY_BYTES:
+                return json_error(413, f"body over {settings.MAX_BODY_BYTES} bytes")
             problem = body_problem(request.body or b"", id_field="session", max_id_chars=MAX_TOKEN_CHARS) \
                 or message_id_problem(request.json)
             if problem:

@@ -38,9 +38,9 @@ from tuanjian.rasa_server.channels.guard import (
     RATE_LIMITED_RESPONSE,
     SERVICE_BUSY_RESPONSE,
     SERVICE_UNAVAILABLE_RESPONSE,
-    MessageRateLimit,
     domain_text,
     json_error,
+    message_rate_limit,
 )
 from tuanjian.rasa_server.channels.turns import STORE_ERRORS, make_tracker_store_strict
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
@@ -176,7 +176,7 @@ class WeChatInput(InputChannel):
         self.replies = replies if replies is not None else reply_claims()
         self.options = options if options is not None else option_store()
         self.clock = clock
-        self.rate_limit = MessageRateLimit(per_minute)
+        self.rate_limit = message_rate_limit(per_minute, "wechat")
         self._client = client
         self._tasks: set = set()  # running turns, referenced until done
         if not isinstance(domain, Domain):
