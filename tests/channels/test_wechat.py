@@ -465,3 +465,31 @@ async def test_without_redis_a_message_is_still_answered():
     options.set("openid", ["/greet"])
     assert options.get("openid") is None
     options.pop("openid")
+
+
+def voice_xml(recognition=None):
+    """A voice message as WeChat sends it, with the Official Account's speech
+    recognition on (Recognition) or off; wechatpy parses it as a VoiceMessage."""
+    fields = {"MediaId": "media-1", "Format": "amr", "MsgId": next(_msg_ids)}
+    if recognition is not None:
+        fields["Recognition"] = recognition
+    body = xml("voice", **fields)
+    parsed = parse_message(body)
+    assert parsed.type == "voice" and (parsed.recognition or "").strip() == (recognition or "").strip()
+    return body
+
+
+async def test_a_voice_message_is_answered_from_its_recognition(client, rasa):
+    status, body = await client.post(voice_xml("团关系转接一直没通过怎么办。"))
+    assert status == 200 and reply_content(body) == "收到：团关系转接一直没通过怎么办。"
+    [message] = rasa.calls
+    assert message.text == "团关系转接一直没通过怎么办。"
+    assert message.metadata == {"wechat_openid": OPENID, "client": "wechat-" + OPENID, "wechat_voice": True}
+
+
+@pytest.mark.parametrize("recognition", [None, "", "   \n "])
+async def test_a_voice_message_without_a_recognition_is_not_understood(client, rasa, recognition):
+    status, body = await client.post(voice_xml(recognition))
+    assert status == 200 and reply_content(body) == "收到：/non_text_message"
+    assert rasa.texts == ["/non_text_message"]
+    assert "wechat_voice" not in rasa.calls[0].metadata

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -80,6 +81,12 @@ class TTLStore:
 
     def pop(self, key: Hashable) -> None:
         self._items.pop(key, None)
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    text: str
+    voice: bool = False  # WeChat's transcript of a voice message
 
 
 class RedisTTLStore:
@@ -231,11 +238,11 @@ class WeChatInput(InputChannel):
                 return json_error(400, "body is not an acceptable WeChat message")
             if not openid:
                 return json_error(400, "message has no FromUserName")
-            text = _text_for_rasa(message, is_event)
-            if text is None:
+            said = _turn_input(message, is_event)
+            if said is None:
                 return response.text(SUCCESS)
             key = f"msg:{message.id}" if not is_event and message.id else f"event:{openid}:{message.time}"
-            reply = await self._passive_reply(key, openid, text, on_new_message)
+            reply = await self._passive_reply(key, openid, said, on_new_message)
             return self._render_reply(request, message, reply, encrypted is not None)
 
         return webhook
@@ -273,7 +280,7 @@ class WeChatInput(InputChannel):
 
     # -- turns ---------------------------------------------------------------
 
-    async def _passive_reply(self, key: str, openid: str, text: str,
+    async def _passive_reply(self, key: str, openid: str, said: TurnInput,
                              on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str:
         """The passive reply for a message; a retry gets the first one's."""
         if not await self.replies.claim(key):
@@ -281,16 +288,16 @@ class WeChatInput(InputChannel):
             return await self.replies.wait(key, self.reply_timeout + 1.0) or SUCCESS
         passive = asyncio.get_running_loop().create_future()
         # Its own task: a request WeChat gave up on must not cancel the turn.
-        task = asyncio.ensure_future(self._run(key, passive, openid, text, on_new_message))
+        task = asyncio.ensure_future(self._run(key, passive, openid, said, on_new_message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(passive)
 
-    async def _run(self, key: str, passive: asyncio.Future, openid: str, text: str,
+    async def _run(self, key: str, passive: asyncio.Future, openid: str, said: TurnInput,
                    on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         """Resolve `passive` (and the claim retries wait on) within reply_timeout;
         send what it could not hold."""
-        turn = asyncio.ensure_future(self._turn(openid, text, on_new_message))
+        turn = asyncio.ensure_future(self._turn(openid, said, on_new_message))
         try:
             done, _ = await asyncio.wait({turn}, timeout=self.reply_timeout)
             if done:
@@ -315,17 +322,18 @@ class WeChatInput(InputChannel):
         except Exception:  # Redis away: retries on other replicas answer "success"
             logger.warning("WeChat reply of %s not shared with other replicas", key, exc_info=True)
 
-    async def _turn(self, openid: str, text: str,
+    async def _turn(self, openid: str, said: TurnInput,
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[str]:
         if not self.rate_limit.allow(openid):
             return [self.rate_limited_text]
-        text = chosen_payload(text, self.options.get(openid) or []) or text
+        text = chosen_payload(said.text, self.options.get(openid) or []) or said.text
         collector = CollectingOutputChannel()
         try:
             # The OpenID is the client too: a new one costs a new WeChat account.
             await on_new_message(UserMessage(text, collector, conversation_id(self.name(), openid),
                                              input_channel=self.name(),
-                                             metadata={"wechat_openid": openid, "client": f"wechat-{openid}"}))
+                                             metadata={"wechat_openid": openid, "client": f"wechat-{openid}",
+                                                       **({"wechat_voice": True} if said.voice else {})}))
         except STORE_ERRORS as error:
             # WeChat has no retry the member would see: say so, politely.
             logger.warning("WeChat turn of %s not taken: %r", openid, error)
@@ -365,12 +373,16 @@ class WeChatInput(InputChannel):
         return response.text(xml, content_type="application/xml; charset=utf-8")
 
 
-def _text_for_rasa(message: BaseMessage, is_event: bool) -> str | None:
-    """What the message says to Rasa; None when it starts no turn."""
+def _turn_input(message: BaseMessage, is_event: bool) -> TurnInput | None:
+    """What the message says to Rasa; None when it starts no turn. A voice
+    message says what WeChat recognised in it (the Official Account's speech
+    recognition adds `Recognition`); without a recognition, or an empty one,
+    it is a message the assistant cannot read."""
     if is_event:
         # wechatpy types an unknown event "unknown", so the raw MsgType decides
         subscribed = getattr(message, "event", None) in ("subscribe", "subscribe_scan")
-        return SUBSCRIBE_PAYLOAD if subscribed else None
+        return TurnInput(SUBSCRIBE_PAYLOAD) if subscribed else None
     if message.type == "text":
-        return message.content or ""
-    return NON_TEXT_PAYLOAD
+        return TurnInput(message.content or "")
+    recognition = (getattr(message, "recognition", None) or "").strip() if message.type == "voice" else ""
+    return TurnInput(recognition, voice=True) if recognition else TurnInput(NON_TEXT_PAYLOAD)
