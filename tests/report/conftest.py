@@ -64,7 +64,8 @@ def conversations():
         + turn(at(13, 14, 5), "在吗", "nlu_fallback", "action_handoff_pending"),
         # Out of scope on WeChat: deflected.
         "wx-f": session(at(14, 20)) + turn(at(14, 20) + 5, "今天天气怎么样", "out_of_scope", "utter_out_of_scope"),
-        # Two sessions, two conversations: an FAQ; then a fallback and an emoji-only fallback.
+        # Two sessions, two conversations: an FAQ (deflected); then a fallback and
+        # an emoji-only fallback (left after a fallback).
         "web-g": session(at(11, 12)) + turn(at(11, 12) + 5, "忘记密码怎么办", "faq_forgot_password",
                                             "utter_faq_forgot_password")
         + session(at(13, 12)) + turn(at(13, 12) + 5, "团费怎么交呀", "nlu_fallback", "action_suggest_faqs")
@@ -75,10 +76,12 @@ def conversations():
         + turn(at(5, 9, 1), "转人工", "request_human", "action_open_ticket"),
         # After the range: not counted.
         "web-i": session(at(17, 9)) + turn(at(17, 9) + 5, "团费交多少", "nlu_fallback", "action_suggest_faqs"),
-        # Markup in a question, then "none of these": deflected.
+        # Markup in a question, then "none of these": left after a fallback (the
+        # "no" asks nothing; the last question fell to the fallback).
         "web-j": session(at(15, 23)) + turn(at(15, 23) + 5, HOSTILE, "nlu_fallback", "action_suggest_faqs")
         + turn(at(15, 23, 1), "/deny", "deny", "utter_deny_suggestions"),
-        # Session began the evening before the range; only the second message counts.
+        # Session began the evening before the range; only the second message
+        # counts. Its last question fell to the fallback: left after a fallback.
         "web-k": session(at(9, 23, 50)) + turn(at(9, 23, 55), "你好", "greet", "utter_greet")
         + turn(at(10, 0, 10), "团组织关系怎么转", "nlu_fallback", "action_suggest_faqs"),
     }
@@ -109,7 +112,10 @@ EXPECTED = dict(
     # a, b, c, d, e, wx-f, g (two sessions), j, k
     conversations=10,
     conversations_with_ticket=3,  # b, d, e
-    deflection_rate=0.7,
+    # last question answered, no ticket: a, c, wx-f, g's first session
+    deflected=4,
+    deflection_rate=0.4,
+    left_after_fallback=3,  # g's second session, j, k
     # a2 b2 c2 d2 e2 (its 3rd goes to staff) f1 g3 j2 k1 (its greeting is before the range)
     member_messages=17,
     fallback_messages=7,  # d2 e1 g2 j1 k1

@@ -8,9 +8,9 @@ def test_the_command_writes_the_report(tracker_url, backend_url, tmp_path, capsy
                  "--backend-db", backend_url, "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "10 conversations, deflection 70.0%, fallback 41.2%, 4 tickets, 5 groups" in printed
+    assert "10 conversations, deflection 40.0%, 3 left after a fallback, fallback 41.2%, 4 tickets, 5 groups" in printed
     html = out.read_text("utf-8")
-    assert "7 / 10 个会话未产生工单" in html and "7 / 17 条消息未识别" in html
+    assert "4 / 10 个会话的最后一问得到回答，且未转人工" in html and "7 / 17 条消息未识别" in html
     assert "&lt;script&gt;" in html and "<script" not in html
     assert "团费怎么交呀（1）" in html
 

@@ -23,7 +23,8 @@ def report(tracker_url, helpdesk):
 def test_conversations_and_deflection(report, expected):
     assert report.conversations == expected["conversations"]
     assert report.conversations_with_ticket == expected["conversations_with_ticket"]
-    assert report.deflected == 7
+    assert report.deflected == expected["deflected"]
+    assert report.left_after_fallback == expected["left_after_fallback"]
     assert report.deflection_rate == pytest.approx(expected["deflection_rate"])
 
 
@@ -88,7 +89,8 @@ def test_an_empty_range(tracker_url, helpdesk):
 def test_html_shows_the_figures(report, root):
     html = render_html(report, faq_titles(root / "domain" / "responses.yml"))
     assert "2024-06-10 至 2024-06-16" in html
-    assert "70.0%" in html and "7 / 10 个会话未产生工单" in html
+    assert "40.0%" in html and "4 / 10 个会话的最后一问得到回答，且未转人工" in html
+    assert "兜底后离开" in html
     assert "41.2%" in html and "7 / 17 条消息未识别" in html
     assert "忘记密码怎么办" in html and "<code>faq_forgot_password</code>" in html
     assert "<td class=n>3</td><td class=n>1</td><td class=n>1</td><td class=n>50.0%</td>" in html

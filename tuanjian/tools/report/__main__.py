@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_html(report, faq_titles(RESPONSES), args.top), "utf-8")
     print(f"{args.out}: {period.first} to {period.last}, {report.conversations} conversations, "
-          f"deflection {percent(report.deflection_rate)}, fallback {percent(report.fallback_rate)}, "
+          f"deflection {percent(report.deflection_rate)}, {report.left_after_fallback} left after a fallback, "
+          f"fallback {percent(report.fallback_rate)}, "
           f"{report.tickets} tickets, {len(report.unanswered)} groups of unanswered questions")
     return 0
 

@@ -180,6 +180,8 @@ def render_html(report: Report, titles: Mapping[str, str] | None = None, top: in
     body.append(_card(cards["deflection"], percent(report.deflection_rate),
                       cards["deflection_detail"].format(deflected=report.deflected,
                                                         conversations=report.conversations)))
+    body.append(_card(cards["left_after_fallback"], str(report.left_after_fallback),
+                      cards["left_after_fallback_detail"]))
     body.append(_card(cards["fallback"], percent(report.fallback_rate),
                       cards["fallback_detail"].format(fallbacks=report.fallback_messages,
                                                       messages=report.member_messages)))
@@ -193,8 +195,7 @@ def render_html(report: Report, titles: Mapping[str, str] | None = None, top: in
     daily = t["daily"]
     body.append(f"<h2>{e(daily['heading'])}</h2>")
     if report.conversations:
-        columns = [(d.day.strftime("%m-%d"), (d.conversations - d.with_ticket, d.with_ticket))
-                   for d in report.daily]
+        columns = [(d.day.strftime("%m-%d"), (d.deflected, d.with_ticket)) for d in report.daily]
         body.append('<div class="chart">' + column_chart(
             daily["chart"], columns, ((daily["deflected"], GREEN), (daily["handed_off"], RED))) + "</div>")
     else:

@@ -8,8 +8,15 @@ Everything here is plain data in, a `Report` out; the HTML is built from it by
   has at least one member message in the date range.
 - A conversation *has a ticket* when a ticket of the same sender_id (whatever
   the ticket's channel) was created during that session, i.e. between its
-  `session_started` and the sender's next one. *Deflection rate* = conversations
-  without a ticket / conversations.
+  `session_started` and the sender's next one.
+- A conversation's *last question* is its last member message to the
+  assistant that asks something (not a rating, greeting, thanks, goodbye,
+  yes or no). It was *answered* unless it fell to `nlu_fallback` or its answer
+  was then rated 👎. *Deflection rate* = conversations whose last question was
+  answered and that have no ticket / conversations; conversations whose last
+  question fell to the fallback and that have no ticket are *left after a
+  fallback* (the member got "您是不是想问…" and went). A conversation of
+  greetings only is neither.
 - *Member messages* are the `user` events in the range, except the ones sent
   while a ticket was open (answered by `action_handoff_pending`: they are
   addressed to staff, not to the assistant); *fallback rate* = those whose
@@ -51,6 +58,10 @@ FALLBACK_INTENT = NLU_FALLBACK
 FAQ_ACTION_PREFIX = "utter_faq_"
 STAFF_ACTION = ACTION_HANDOFF_PENDING
 SESSION_STARTED = "session_started"
+RATING_INTENT = "rate_answer"
+# Member messages that ask nothing: the last question's outcome stands.
+NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", RATING_INTENT})
+ANSWERED, FELL_BACK, RATED_DOWN = "answered", "fell_back", "rated_down"
 CHUNK = 500  # sender ids per IN (...) query
 
 # The tracker store's table, as rasa.core.tracker_store.SQLTrackerStore.SQLEvent
@@ -140,6 +151,15 @@ class Conversation:
     first_message_at: float | None = None  # first member message in the range
     tickets: list[int] = field(default_factory=list)
     has_messages: bool = False  # any member message, in the range or not
+    last_question: str | None = None  # ANSWERED, FELL_BACK or RATED_DOWN
+
+    @property
+    def deflected(self) -> bool:
+        return not self.tickets and self.last_question == ANSWERED
+
+    @property
+    def left_after_fallback(self) -> bool:
+        return not self.tickets and self.last_question == FELL_BACK
 
     @property
     def in_range(self) -> bool:
@@ -164,6 +184,7 @@ class DailyFigures:
     day: date
     conversations: int
     with_ticket: int
+    deflected: int
 
 
 @dataclass
@@ -172,6 +193,8 @@ class Report:
     generated_at: datetime
     conversations: int
     conversations_with_ticket: int
+    deflected: int                              # last question answered, no ticket
+    left_after_fallback: int                    # last question fell to the fallback, no ticket
     member_messages: int
     fallback_messages: int
     messages_to_staff: int
@@ -183,10 +206,6 @@ class Report:
     tickets: int
     daily: list[DailyFigures]
     threshold: float
-
-    @property
-    def deflected(self) -> int:
-        return self.conversations - self.conversations_with_ticket
 
     @property
     def deflection_rate(self) -> float | None:
@@ -284,6 +303,11 @@ def _count_message(conversation: Conversation, row, to_staff: bool, figures: Tra
         conversation.to_staff += 1
         return
     conversation.messages += 1
+    if row.intent_name == RATING_INTENT:
+        if "down" in _user_text(row.data) and conversation.last_question == ANSWERED:
+            conversation.last_question = RATED_DOWN
+    elif row.intent_name not in NOT_QUESTIONS:
+        conversation.last_question = FELL_BACK if row.intent_name == FALLBACK_INTENT else ANSWERED
     if row.intent_name != FALLBACK_INTENT:
         return
     conversation.fallbacks += 1
@@ -450,18 +474,22 @@ def build_report(tracker_engine: Engine, sessions: Callable[[], Session], period
     reasons = Counter(t.reason for t in created)
     daily_conversations: Counter = Counter()
     daily_tickets: Counter = Counter()
+    daily_deflected: Counter = Counter()
     for conversation in conversations:
         if conversation.first_message_at is None:  # in_range says it is not
             continue
         day = period.day_of(conversation.first_message_at)
         daily_conversations[day] += 1
         daily_tickets[day] += bool(conversation.tickets)
+        daily_deflected[day] += conversation.deflected
 
     return Report(
         period=period,
         generated_at=now or datetime.now(period.tz),
         conversations=len(conversations),
         conversations_with_ticket=sum(1 for c in conversations if c.tickets),
+        deflected=sum(c.deflected for c in conversations),
+        left_after_fallback=sum(c.left_after_fallback for c in conversations),
         member_messages=sum(c.messages for c in conversations),
         fallback_messages=sum(c.fallbacks for c in conversations),
         messages_to_staff=sum(c.to_staff for c in conversations),
@@ -471,6 +499,7 @@ def build_report(tracker_engine: Engine, sessions: Callable[[], Session], period
         unanswered_questions=len(questions),
         handoff_reasons=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         tickets=len(created),
-        daily=[DailyFigures(day, daily_conversations[day], daily_tickets[day]) for day in period.days()],
+        daily=[DailyFigures(day, daily_conversations[day], daily_tickets[day], daily_deflected[day])
+               for day in period.days()],
         threshold=threshold,
     )
