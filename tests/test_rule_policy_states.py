@@ -103,3 +103,20 @@ def test_the_trained_model_keeps_the_policy_and_its_featurizer():
                  if "RecentStatesRulePolicy" in member.name and member.name.endswith("featurizer.json")]
         types = [json.loads(file.read())["type"] for file in files if file is not None]
     assert types == ["RecentStatesFeaturizer"]
+
+
+def test_a_second_ask_for_the_same_tracker_is_answered_from_the_first(monkeypatch):
+    tracker = long_conversation()
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = 4
+    expected = MaxHistoryTrackerFeaturizer._create_states(tracker, DOMAIN)[-4:]
+    first = featurizer._create_states(tracker, DOMAIN)
+    first[-1].clear()  # what a caller may do to its copy
+    replays: list[int] = []
+    monkeypatch.setattr(tracker, "init_copy", lambda: replays.append(1))
+    again = featurizer._create_states(tracker, DOMAIN)
+    monkeypatch.undo()
+    assert replays == [] and again == expected
+    tracker.update(ActionExecuted("action_listen"))  # the conversation moved on: built again
+    assert featurizer._create_states(tracker, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
+        tracker, DOMAIN)[-4:]

@@ -12,6 +12,7 @@ Rules are matched to the same states, so the predictions are Rasa's.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, cast
 
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer
@@ -31,6 +32,7 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
     window of the rules) and for ML data, Rasa's way."""
 
     last_states: int | None = None
+    _latest: tuple[DialogueStateTracker, tuple[int, bool, int], list[State]] | None = None
 
     def _create_states(
         self, tracker: DialogueStateTracker, domain: Domain, omit_unset_slots: bool = False,
@@ -42,6 +44,12 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
             return MaxHistoryTrackerFeaturizer._create_states(
                 tracker, domain, omit_unset_slots=omit_unset_slots,
                 ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
+        # RulePolicy asks twice per member message for the same tracker (once
+        # reading the message's text, once its intent): the second time gets a
+        # copy of the first's states (the caller changes the last one in place).
+        key = (len(tracker.events), omit_unset_slots, self.last_states)
+        if self._latest is not None and self._latest[0] is tracker and self._latest[1] == key:
+            return copy.deepcopy(self._latest[2])
         # As DialogueStateTracker.generate_all_prior_trackers and
         # Domain.states_for_tracker_history, for the last states only.
         prior, states, index = tracker.init_copy(), [], 0
@@ -52,6 +60,7 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
                 index += 1
             prior.update(event)
         states.append(domain._clean_state(domain.get_active_state(prior, omit_unset_slots)))
+        self._latest = (tracker, key, copy.deepcopy(states))
         return states
 
 
