@@ -51,9 +51,8 @@ http {{
   uwsgi_temp_path {run}/uwsgi;
   scgi_temp_path {run}/scgi;
   client_max_body_size 1m;
-  # Bodies up to the limit stay in memory: nginx started by root runs its
-  # workers as nobody, who cannot write the temporary files a larger body
-  # would go to (each was a 500; the load test's oversized bodies found it).
+  # Bodies up to the limit stay in memory (nginx started by root runs its
+  # workers as nobody; see running_topology for its temporary folders).
   client_body_buffer_size 1m;
   upstream rasa {{
 {servers}
@@ -123,6 +122,10 @@ def running_topology(replicas: int = 2, port: int | None = None, stores: Stores 
     if not model.exists():
         raise RuntimeError("train first: scripts/test.sh trains before running pytest")
     logs = Path(tempfile.mkdtemp(prefix="topology-"))
+    # nginx's workers (user nobody) write request bodies and large responses
+    # to temporary folders in here: with mkdtemp's 0700 they could not, and
+    # each body over 16 KiB was a 500 (the load test's oversized bodies).
+    logs.chmod(0o755)
     with postgres_schema("topology_tracker", stores.tracker_postgres) as tracker_url, \
             postgres_schema("topology_backend", stores.backend_postgres) as backend_url:
         action_port, proxy_port = free_port(), port or free_port()

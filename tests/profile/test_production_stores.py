@@ -246,4 +246,6 @@ def test_without_redis_the_limit_is_the_processes_and_redis_away_lets_through(mo
     monkeypatch.delenv(settings.REDIS_URL, raising=False)
     assert isinstance(message_rate_limit(3, "test"), MessageRateLimit)
     away = SharedMessageRateLimit(1, "redis://127.0.0.1:1/0", "test")
-    assert away.allow("rest:a") and away.allow("rest:a")
+    assert away.allow("rest:a")
+    assert away._paused_until > time.monotonic()  # Redis is not asked again for a while
+    assert away.allow("rest:a")

@@ -141,8 +141,13 @@ class SharedMessageRateLimit:
     """MessageRateLimit counted in Redis, so that replicas share it: with a
     limit per process, a conversation spread by the proxy over N replicas
     could send N times the limit (seen in the load test: 40 messages a minute
-    through two replicas, not one refused). Redis away: allowed, with a
-    warning (the turn then needs Redis anyway and is refused with a 503)."""
+    through two replicas, not one refused). Redis away: allowed (the turn then
+    needs Redis anyway and is refused with a 503), and Redis is not asked
+    again for PAUSE_SECONDS, so an outage does not hold every message for the
+    client's timeout."""
+
+    TIMEOUT_SECONDS = 0.5
+    PAUSE_SECONDS = 5.0
 
     def __init__(self, per_minute: int, url: str, name: str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -151,17 +156,21 @@ class SharedMessageRateLimit:
         self.per_minute = per_minute
         self.prefix = f"tuanjian:rate:{name}:"
         self.clock = clock
-        self._window = redis.Redis.from_url(url, socket_timeout=2).register_script(_SHARED_WINDOW)
+        self._window = redis.Redis.from_url(
+            url, socket_timeout=self.TIMEOUT_SECONDS,
+            socket_connect_timeout=self.TIMEOUT_SECONDS).register_script(_SHARED_WINDOW)
+        self._paused_until = 0.0
 
     def allow(self, key: str) -> bool:
-        if not self.per_minute:
+        if not self.per_minute or time.monotonic() < self._paused_until:
             return True
         now = self.clock()
         try:
             return bool(self._window(keys=[self.prefix + key],
                                      args=[now, WINDOW_SECONDS, self.per_minute, f"{now}:{secrets.token_hex(4)}"]))
         except RedisError:
-            logger.warning("rate limit of %s not counted: Redis unavailable", key)
+            self._paused_until = time.monotonic() + self.PAUSE_SECONDS
+            logger.warning("rate limits not counted for %.0f s: Redis unavailable", self.PAUSE_SECONDS)
             return True
 
 

@@ -42,6 +42,7 @@ from tuanjian.backend.verification import VerificationService
 from tuanjian.conversation_ids import conversation_id
 from tuanjian.polling import answers_ok, wait_until
 from tuanjian.rasa_server.channels.guard import (
+    MessageRateLimit,
     client_address,
     client_key,
     is_json,
@@ -84,7 +85,9 @@ class WebChatInput(InputChannel):
         self.domain = domain
         self.rate_limit = message_rate_limit(per_minute, "web")
         # New sessions and restarts each write something (a tracker, a closure): per client.
-        self.control_limit = message_rate_limit(per_minute, "web-control")
+        # Counted by client address and kept per process: shared by the
+        # replicas, one university behind one NAT address could be refused.
+        self.control_limit = MessageRateLimit(per_minute)
         self.verifications = verifications or VerificationService()
         self.trusted_proxies = settings.trusted_proxies()
         if sessions is None:

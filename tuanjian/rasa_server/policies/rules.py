@@ -32,7 +32,7 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
     window of the rules) and for ML data, Rasa's way."""
 
     last_states: int | None = None
-    _latest: tuple[DialogueStateTracker, tuple[int, bool, int], list[State]] | None = None
+    _latest: tuple[DialogueStateTracker, tuple[int, int, bool, int], list[State]] | None = None
 
     def _create_states(
         self, tracker: DialogueStateTracker, domain: Domain, omit_unset_slots: bool = False,
@@ -47,7 +47,8 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
         # RulePolicy asks twice per member message for the same tracker (once
         # reading the message's text, once its intent): the second time gets a
         # copy of the first's states (the caller changes the last one in place).
-        key = (len(tracker.events), omit_unset_slots, self.last_states)
+        key = (len(tracker.events), id(tracker.events[-1]) if tracker.events else 0, omit_unset_slots,
+               self.last_states)
         if self._latest is not None and self._latest[0] is tracker and self._latest[1] == key:
             return copy.deepcopy(self._latest[2])
         # As DialogueStateTracker.generate_all_prior_trackers and

@@ -60,7 +60,10 @@ STAFF_ACTION = ACTION_HANDOFF_PENDING
 SESSION_STARTED = "session_started"
 RATING_INTENT = "rate_answer"
 # Member messages that ask nothing: the last question's outcome stands.
-NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", RATING_INTENT})
+NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_text_message", RATING_INTENT})
+# Replies that answer nothing: the suggestions after nlu_fallback, and Rasa's
+# fallback when no rule applies.
+FALLBACK_ACTIONS = frozenset({"action_suggest_faqs", "action_default_fallback"})
 ANSWERED, FELL_BACK, RATED_DOWN = "answered", "fell_back", "rated_down"
 CHUNK = 500  # sender ids per IN (...) query
 
@@ -260,6 +263,15 @@ def _user_text(data: str | None) -> str:
         return ""
 
 
+def _rating(data: str | None) -> str | None:
+    """The `rating` entity of a rating message ("up" or "down")."""
+    try:
+        entities = json.loads(data or "{}").get("parse_data", {}).get("entities", [])
+    except (ValueError, AttributeError):
+        return None
+    return next((e.get("value") for e in entities if isinstance(e, dict) and e.get("entity") == "rating"), None)
+
+
 def read_tracker(engine: Engine, period: Period) -> TrackerFigures:
     """Conversations, FAQ answers and fallback texts of the senders active in the range."""
     figures = TrackerFigures([], Counter(), [], set())
@@ -286,7 +298,7 @@ def _read_sender(sender: str, rows: list, period: Period, figures: TrackerFigure
         if row.type_name == "user":
             current.has_messages = True
             if period.contains(row.timestamp):
-                _count_message(current, row, next_action[index] == STAFF_ACTION, figures)
+                _count_message(current, row, next_action[index], figures)
         elif row.type_name == "action":
             name = row.action_name or ""
             if name.startswith(FAQ_ACTION_PREFIX) and period.contains(row.timestamp):
@@ -296,18 +308,20 @@ def _read_sender(sender: str, rows: list, period: Period, figures: TrackerFigure
     figures.conversations.extend(c for c in conversations if c.has_messages)
 
 
-def _count_message(conversation: Conversation, row, to_staff: bool, figures: TrackerFigures) -> None:
+def _count_message(conversation: Conversation, row, reply: str | None, figures: TrackerFigures) -> None:
+    """Count a member message; `reply` is the action that answered it."""
     if conversation.first_message_at is None:
         conversation.first_message_at = row.timestamp
-    if to_staff:
+    if reply == STAFF_ACTION:
         conversation.to_staff += 1
         return
     conversation.messages += 1
     if row.intent_name == RATING_INTENT:
-        if "down" in _user_text(row.data) and conversation.last_question == ANSWERED:
+        if _rating(row.data) == "down" and conversation.last_question == ANSWERED:
             conversation.last_question = RATED_DOWN
     elif row.intent_name not in NOT_QUESTIONS:
-        conversation.last_question = FELL_BACK if row.intent_name == FALLBACK_INTENT else ANSWERED
+        fell_back = row.intent_name == FALLBACK_INTENT or reply in FALLBACK_ACTIONS
+        conversation.last_question = FELL_BACK if fell_back else ANSWERED
     if row.intent_name != FALLBACK_INTENT:
         return
     conversation.fallbacks += 1
