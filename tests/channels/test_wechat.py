@@ -15,7 +15,14 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
 from tuanjian.rasa_server.channels.wechat import RedisTTLStore, TTLStore, WeChatInput
-from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, chosen_payload, render, split_text, utf8_len
+from tuanjian.rasa_server.channels.wechat_render import (
+    MAX_TEXT_BYTES,
+    chosen_payload,
+    render,
+    split_text,
+    spoken_number,
+    utf8_len,
+)
 from tuanjian.rasa_server.channels.wechat_replies import RedisReplies
 from tuanjian.settings import MAX_BODY_BYTES
 
@@ -493,3 +500,21 @@ async def test_a_voice_message_without_a_recognition_is_not_understood(client, r
     assert status == 200 and reply_content(body) == "收到：/non_text_message"
     assert rasa.texts == ["/non_text_message"]
     assert "wechat_voice" not in rasa.calls[0].metadata
+
+
+async def test_a_spoken_option_number_picks_the_option(client, rasa):
+    # Speech recognition writes a spoken "二" as "二。" (or "2。"): as if "2" were typed.
+    rasa.respond = lambda text: [{"text": "您想了解哪一项？", "buttons": BUTTONS}]
+    await client.post(text_xml("你好"))
+    await client.post(voice_xml("二。"))
+    await client.post(voice_xml("1。"))
+    await client.post(voice_xml("第二个。"))
+    assert rasa.texts == ["你好", "/check_transfer_status", "/faq_transfer_out", "第二个。"]
+
+
+@pytest.mark.parametrize("transcript, typed", [
+    ("一。", "1"), ("2。", "2"), ("１", "1"), (" 三！", "3"),
+    ("十一", "十一"), ("团关系怎么转。", "团关系怎么转。"), ("", ""),
+])
+def test_spoken_number(transcript, typed):
+    assert spoken_number(transcript) == typed

@@ -45,7 +45,7 @@ from tuanjian.rasa_server.channels.guard import (
 )
 from tuanjian.rasa_server.channels.turns import STORE_ERRORS, make_tracker_store_strict
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
-from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text
+from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text, spoken_number
 from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
 
 logger = logging.getLogger(__name__)
@@ -326,7 +326,8 @@ class WeChatInput(InputChannel):
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[str]:
         if not self.rate_limit.allow(openid):
             return [self.rate_limited_text]
-        text = chosen_payload(said.text, self.options.get(openid) or []) or said.text
+        typed = spoken_number(said.text) if said.voice else said.text
+        text = chosen_payload(typed, self.options.get(openid) or []) or said.text
         collector = CollectingOutputChannel()
         try:
             # The OpenID is the client too: a new one costs a new WeChat account.

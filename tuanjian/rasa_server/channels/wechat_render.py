@@ -42,6 +42,19 @@ def chosen_payload(text: str, payloads: Sequence[str]) -> str | None:
     return payloads[index] if 0 <= index < len(payloads) else None
 
 
+# How WeChat's speech recognition writes a spoken option number: "一。", "2。".
+_SPOKEN_DIGITS = str.maketrans("一二三四五六七八九", "123456789")
+_SENTENCE_END = "。．.！!？?，,"
+
+
+def spoken_number(transcript: str) -> str:
+    """A voice transcript that is just a number, as the number typed ("一。" -> "1");
+    any other transcript unchanged."""
+    bare = unicodedata.normalize("NFKC", transcript or "").strip().rstrip(_SENTENCE_END).strip()
+    digits = bare.translate(_SPOKEN_DIGITS)
+    return digits if _NUMBER.match(digits) else transcript
+
+
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
