@@ -42,17 +42,22 @@ def chosen_payload(text: str, payloads: Sequence[str]) -> str | None:
     return payloads[index] if 0 <= index < len(payloads) else None
 
 
-# How WeChat's speech recognition writes a spoken option number: "一。", "2。".
-_SPOKEN_DIGITS = str.maketrans("一二三四五六七八九", "123456789")
-_SENTENCE_END = "。．.！!？?，,"
-
-
 def spoken_number(transcript: str) -> str:
-    """A voice transcript that is just a number, as the number typed ("一。" -> "1");
-    any other transcript unchanged."""
-    bare = unicodedata.normalize("NFKC", transcript or "").strip().rstrip(_SENTENCE_END).strip()
-    digits = bare.translate(_SPOKEN_DIGITS)
+    """A voice transcript that is just a number, as the number typed: speech
+    recognition writes a spoken option number with a sentence's end, in
+    digits or in Chinese numerals ("2" or its numeral, then a full stop).
+    Any other transcript unchanged."""
+    bare = unicodedata.normalize("NFKC", transcript or "").strip()
+    while bare and unicodedata.category(bare[-1]).startswith("P"):
+        bare = bare[:-1].rstrip()
+    digits = "".join(_digit(character) for character in bare)
     return digits if _NUMBER.match(digits) else transcript
+
+
+def _digit(character: str) -> str:
+    """The digit a character stands for (0-9, a Chinese numeral included), else itself."""
+    value = unicodedata.numeric(character, -1.0)
+    return str(int(value)) if value in range(10) else character
 
 
 def utf8_len(text: str) -> int:
