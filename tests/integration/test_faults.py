@@ -65,17 +65,6 @@ def say(faulty: Faulty, sender: str, message: str, message_id: str | None = None
     return Answer(reply.status_code, texts, seconds)
 
 
-def say_until_answered(faulty: Faulty, sender: str, message: str) -> tuple[Answer, list[Answer]]:
-    """As the chat page sends: one id, sent again after a 502/503/504."""
-    message_id, attempts = uuid.uuid4().hex, list[Answer]()
-    for delay in [*RETRY_DELAYS, None]:
-        attempts.append(say(faulty, sender, message, message_id, retry=len(attempts) > 0))
-        if attempts[-1].status not in (0, 502, 503, 504) or delay is None:
-            break
-        time.sleep(delay)
-    return attempts[-1], attempts
-
-
 def polite(answer: Answer) -> bool:
     """A reply with text, or a 503 to send again; either within ANSWER_SECONDS."""
     return answer.seconds < ANSWER_SECONDS and (

@@ -134,9 +134,6 @@ class AtomicRedisLockStore(RedisLockStore):
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
         return int(ticket or 0)
 
-    def update_lock(self, conversation_id: str) -> None:
-        self._change(conversation_id, lambda lock: lock.remove_expired_tickets(), create=False)
-
     def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
         self._change(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number), create=False)
 
@@ -153,7 +150,7 @@ def _renewed(lock: TicketLock, ticket: int, lifetime: float) -> TicketLock | Non
     """The lock with expired tickets dropped and `ticket` given its full
     lifetime from now; None if `ticket` has expired."""
     lock.remove_expired_tickets()
-    own = next((t for t in lock.tickets if t.number == ticket), None)
+    own = _ticket(lock, ticket)
     if own is None:
         return None
     own.expires = time.time() + lifetime

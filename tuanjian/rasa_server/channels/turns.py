@@ -74,9 +74,11 @@ async def answer(request: Request, message: UserMessage, retry: bool) -> HTTPRes
     agent = request.app.ctx.agent
     if not agent.is_ready():
         return unavailable_reply()  # the model is still loading
+    stored = None
     try:
-        stored = await _retried_turn(agent, message) if retry else None
-        if stored is None and not retry:
+        if retry:
+            stored = await _retried_turn(agent, message)
+        else:
             await agent.handle_message(message)
     except STORE_ERRORS as error:
         logger.warning("turn of %s refused with 503: %r", message.sender_id, error)

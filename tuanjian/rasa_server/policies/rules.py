@@ -32,25 +32,26 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
     window of the rules) and for ML data, Rasa's way."""
 
     last_states: int | None = None
-    _latest: tuple[DialogueStateTracker, tuple[int, int, bool, int], list[State]] | None = None
+    _latest: tuple[DialogueStateTracker, tuple[int, int, bool, int | None], list[State]] | None = None
 
     def _create_states(
         self, tracker: DialogueStateTracker, domain: Domain, omit_unset_slots: bool = False,
         ignore_rule_only_turns: bool = False, rule_only_data: dict[str, Any] | None = None,
     ) -> list[State]:
+        # RulePolicy asks twice per member message for the same tracker (once
+        # reading the message's text, once its intent): the second time gets a
+        # copy of the first's states (the caller changes the last one in place).
+        key = (len(tracker.events), id(tracker.events[-1]) if tracker.events else 0, omit_unset_slots,
+               self.last_states)
+        if self._latest is not None and self._latest[0] is tracker and self._latest[1] == key \
+                and not ignore_rule_only_turns:
+            return copy.deepcopy(self._latest[2])
         applied = tracker.applied_events()
         skipped = sum(isinstance(e, ActionExecuted) for e in applied) + 1 - (self.last_states or 0)
         if not self.last_states or ignore_rule_only_turns or skipped <= 0:
             return MaxHistoryTrackerFeaturizer._create_states(
                 tracker, domain, omit_unset_slots=omit_unset_slots,
                 ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
-        # RulePolicy asks twice per member message for the same tracker (once
-        # reading the message's text, once its intent): the second time gets a
-        # copy of the first's states (the caller changes the last one in place).
-        key = (len(tracker.events), id(tracker.events[-1]) if tracker.events else 0, omit_unset_slots,
-               self.last_states)
-        if self._latest is not None and self._latest[0] is tracker and self._latest[1] == key:
-            return copy.deepcopy(self._latest[2])
         # As DialogueStateTracker.generate_all_prior_trackers and
         # Domain.states_for_tracker_history, for the last states only.
         prior, states, index = tracker.init_copy(), [], 0
