@@ -87,6 +87,19 @@ def mask_credentials(text: str) -> str:
     return "".join(parts)
 
 
+def mask_digit_runs(text: str, shortest: int = 4) -> str:
+    """The text with every run of `shortest` or more digits masked (a member
+    number, phone digits, an ID number), for people who need the words, not
+    the numbers. Invisible characters inside a run do not split it."""
+    parts = []
+    for in_run, chars in itertools.groupby(text, lambda c: _reads_as_digit(c) or unicodedata.category(c) == "Cf"):
+        run = "".join(chars)
+        if in_run and sum(map(_reads_as_digit, run)) >= shortest:
+            run = "".join(MASK if _reads_as_digit(c) else c for c in run)
+        parts.append(run)
+    return "".join(parts)
+
+
 def verification_turns(events: Iterable[dict[str, Any]]) -> set[int]:
     """Indexes of the user events that were verification turns."""
     turns: set[int] = set()

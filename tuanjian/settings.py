@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 # -- paths -------------------------------------------------------------------
@@ -21,6 +22,10 @@ VAR_DIR = ROOT / "var"  # the embedded default's databases, logs and report
 DOMAIN_DIR = ROOT / "domain"
 CONFIG_FILE = ROOT / "config.yml"
 NLU_DATA_DIR = ROOT / "data" / "nlu"
+# What the help desk labelled in the review inbox (python -m tuanjian.tools.review export).
+REVIEWED_NLU_FILE = NLU_DATA_DIR / "reviewed.yml"
+# Test files: messages in them are never exported as training data.
+TEST_DATA_DIRS = (ROOT / "tests" / "nlu", ROOT / "tests" / "stories")
 MODEL_DIR = ROOT / "models"
 MODEL_NAME = "tuanjian"
 MODEL_PATH = MODEL_DIR / f"{MODEL_NAME}.tar.gz"
@@ -54,6 +59,9 @@ TRUSTED_PROXIES = "TUANJIAN_TRUSTED_PROXIES"
 MESSAGES_PER_MINUTE = "TUANJIAN_MESSAGES_PER_MINUTE"
 # The help desk's bearer token.
 STAFF_API_TOKEN = "STAFF_API_TOKEN"
+# Named staff tokens, "name:token" separated by commas or spaces: the name is
+# who made a review decision (STAFF_API_TOKEN's is "staff").
+STAFF_API_TOKENS = "STAFF_API_TOKENS"
 # The WeChat Official Account (the channel and the help desk's replies).
 WECHAT_TOKEN = "WECHAT_TOKEN"
 WECHAT_APP_ID = "WECHAT_APP_ID"
@@ -149,6 +157,22 @@ def messages_per_minute() -> int:
 
 def staff_api_token() -> str | None:
     return _get(STAFF_API_TOKEN)
+
+
+STAFF_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+SHARED_STAFF_NAME = "staff"
+
+
+def staff_tokens() -> dict[str, str]:
+    """Each staff member's name and token; a malformed entry is an error."""
+    tokens = {SHARED_STAFF_NAME: token} if (token := staff_api_token()) else {}
+    for entry in (_get(STAFF_API_TOKENS) or "").replace(",", " ").split():
+        name, _, token = entry.partition(":")
+        if not STAFF_NAME.fullmatch(name) or len(token) < 16 or name in tokens:
+            raise ValueError(f"{STAFF_API_TOKENS}: each entry is name:token, a unique name of "
+                             f"1-32 letters, digits or ._- and a token of at least 16 characters")
+        tokens[name] = token
+    return tokens
 
 
 def wechat_api_base_url() -> str | None:

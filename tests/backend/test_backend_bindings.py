@@ -104,7 +104,7 @@ def test_database_enforces_uniqueness_and_the_member(sessions, clock):
 
 def test_migration_0002_matches_the_model_and_downgrades(connection):
     context = MigrationContext.configure(connection)
-    assert context.get_current_revision() == "0005"
+    assert context.get_current_revision() == "0006"
     assert compare_metadata(context, Base.metadata) == []
     config = db._alembic_config()
     config.attributes["connection"] = connection

@@ -22,7 +22,7 @@ def test_migration_matches_the_models(connection):
     context = MigrationContext.configure(connection)
     assert compare_metadata(context, Base.metadata) == []
     head = ScriptDirectory.from_config(db._alembic_config()).get_current_head()
-    assert context.get_current_revision() == head == "0005"
+    assert context.get_current_revision() == head == "0006"
 
 
 def test_foreign_keys_are_enforced(sessions):

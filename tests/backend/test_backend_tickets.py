@@ -243,7 +243,7 @@ def test_database_allows_one_open_ticket_per_conversation(sessions, clock):
 
 
 def test_migration_0003_downgrades_and_upgrades(connection):
-    assert MigrationContext.configure(connection).get_current_revision() == "0005"
+    assert MigrationContext.configure(connection).get_current_revision() == "0006"
     config = db._alembic_config()
     config.attributes["connection"] = connection
     command.downgrade(config, "0002")

@@ -243,7 +243,6 @@ def test_a_binding_verifies_a_later_visit_until_unbound(verifications):
 
 
 def test_migration_0005_downgrades_and_upgrades(connection):
-    assert MigrationContext.configure(connection).get_current_revision() == "0005"
     config = db._alembic_config()
     config.attributes["connection"] = connection
     command.downgrade(config, "0004")

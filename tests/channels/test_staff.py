@@ -135,7 +135,7 @@ async def test_missing_or_wrong_token_is_401_without_ticket_data(client, web_tic
 
 async def test_not_configured_answers_503_but_serves_the_page(serve, make_channel, web_ticket, monkeypatch):
     monkeypatch.delenv("STAFF_API_TOKEN", raising=False)
-    client = await serve(make_channel(token=StaffInput.from_credentials({}).token))
+    client = await serve(make_channel(token=None, tokens=StaffInput.from_credentials({}).tokens))
     status, body, _ = await client.call("GET", "/tickets")
     assert status == 503 and "STAFF_API_TOKEN" in body["reason"] and QUESTION not in json.dumps(body)
     assert (await client.call("POST", f"/tickets/{web_ticket}/close"))[0] == 503
@@ -148,7 +148,7 @@ def test_credentials_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("WECHAT_APP_SECRET", SECRET)
     monkeypatch.setenv("TUANJIAN_WECHAT_API_BASE_URL", "http://127.0.0.1:9/cgi-bin/")
     channel = StaffInput.from_credentials({"domain": Domain.empty()})
-    assert (channel.token, channel.app_id, channel.app_secret) == ("env-token", APP_ID, SECRET)
+    assert (channel.tokens, channel.app_id, channel.app_secret) == ({"staff": "env-token"}, APP_ID, SECRET)
     assert channel.api_base_url == "http://127.0.0.1:9/cgi-bin/"
     assert StaffInput.name() == "staff" and channel.url_prefix() == "staff"
     assert channel.reply_prefix is None

@@ -4,7 +4,7 @@ import json
 
 import sqlalchemy as sa
 
-from tuanjian.tools.report.report import EVENTS
+from tuanjian.tracker_events import EVENTS
 
 
 def stored_events(tracker_db, sender):

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -265,3 +266,42 @@ class ClosedConversation(Base):
     channel = Column(String(32), primary_key=True)
     external_id = Column(String(128), primary_key=True)
     closed_at = Column(UTCDateTime, nullable=False, index=True)
+
+
+REVIEW_DECISIONS = ("intent", "new_topic", "dismissed")
+
+
+class ReviewMessage(Base):
+    """A member message the assistant may have missed (tuanjian.backend.review),
+    and the staff's decision on it: who made it and when."""
+
+    __tablename__ = "review_messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "event_id", name="uq_review_messages_sender_id_event_id"),
+        Index("ix_review_messages_decision_said_at", "decision", "said_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    event_id = Column(Integer, nullable=False)  # the user event's id in the tracker store
+    sender_id = Column(String(255), nullable=False)
+    text = Column(Text, nullable=False)  # as the tracker store keeps it (verification digits masked)
+    wording = Column(String(600), nullable=False, index=True)  # the normalised text: one decision per wording
+    reasons = Column(String(64), nullable=False)  # comma-separated, review.REASONS
+    intent = Column(String(64), nullable=True)  # what the assistant understood
+    confidence = Column(Float, nullable=True)
+    suggestions = Column(JSON, nullable=False)  # the assistant's top intents, most likely first
+    said_at = Column(UTCDateTime, nullable=False)
+    decision = Column(string_enum(REVIEW_DECISIONS, "review_decision"), nullable=True)
+    label = Column(String(64), nullable=True)  # the intent given, when decision == "intent"
+    note = Column(Text, nullable=True)
+    decided_by = Column(String(64), nullable=True)
+    decided_at = Column(UTCDateTime, nullable=True)
+
+
+class ReviewCursor(Base):
+    """How far the review inbox has read the tracker store (the last event id)."""
+
+    __tablename__ = "review_cursors"
+
+    name = Column(String(32), primary_key=True)
+    last_event_id = Column(Integer, nullable=False)

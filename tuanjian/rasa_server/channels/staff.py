@@ -1,13 +1,24 @@
 """Staff help desk: a JSON API on the tickets and a small page, under /webhooks/staff/.
 
-Staff routes need `Authorization: Bearer <STAFF_API_TOKEN>` (compared in
-constant time); without the variable they answer 503, with a missing or wrong
+Staff routes need `Authorization: Bearer <STAFF_API_TOKEN>` (or a token of
+STAFF_API_TOKENS; compared in constant time); without either they answer 503, with a missing or wrong
 token 401 and nothing else:
 
     GET  /webhooks/staff/tickets               open tickets, oldest first
     GET  /webhooks/staff/tickets/<id>          one ticket, transcript and messages
     POST /webhooks/staff/tickets/<id>/reply    {"text": "..."} (1-2000 characters)
     POST /webhooks/staff/tickets/<id>/close    the assistant answers that conversation again
+    GET  /webhooks/staff/review                the review inbox: undecided messages the
+                                               assistant may have missed, grouped, newest first
+    GET  /webhooks/staff/review/<id>           one message and the conversation around it
+    POST /webhooks/staff/review/<id>/decision  {"decision": "intent", "intent": "faq_x"},
+                                               {"decision": "new_topic", "note": "..."} or
+                                               {"decision": "dismissed"}
+
+Each staff member may have a token of their own (STAFF_API_TOKENS, name:token):
+the name of the token a request came with is who made a review decision.
+The inbox reads the tracker store (TUANJIAN_TRACKER_STORE_URL, else
+var/tracker.db, as the report does) and masks every run of four or more digits.
 
 A reply reaches the member through the channel of the ticket: "wechat" through
 the customer-service API (WECHAT_APP_ID / WECHAT_APP_SECRET, like the WeChat
@@ -28,9 +39,11 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet
@@ -40,17 +53,20 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuanjian import settings
+from tuanjian.backend.review import ReviewService
 from tuanjian.backend.rules import DomainError
 from tuanjian.backend.tickets import TicketService, reply_text
 from tuanjian.backend.verification import VerificationService
 from tuanjian.conversation_ids import conversation_id, split_conversation_id
 from tuanjian.domain_names import HANDOFF_TICKET as HANDOFF_SLOT
+from tuanjian.domain_names import NLU_FALLBACK
 from tuanjian.rasa_server.channels.guard import JSON_HEADERS, domain_text, json_error
 from tuanjian.rasa_server.channels.static_pages import add_page_routes
 from tuanjian.rasa_server.channels.web_session import HEADER as SESSION_HEADER
 from tuanjian.rasa_server.channels.web_session import WebSessions, open_session_id
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, split_text
+from tuanjian.redaction import mask_digit_runs
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +82,10 @@ STATUS = {
     "bad_text": 400,
     "empty_text": 400,
     "text_too_long": 413,
+    "note_too_long": 413,
+    "already_decided": 409,
 }
+TOPIC_PREFIX = "utter_topic_"  # utter_topic_<intent>: an intent's short title, shown to reviewers
 
 # resume(channel, sender_id): make the assistant answer the conversation again.
 Resume = Callable[[str, str], bool | None | Awaitable[bool | None]]
@@ -110,7 +129,7 @@ class StaffInput(InputChannel):
         refuse_moved_keys(credentials)
         session_secret = settings.secret(settings.WEB_SESSION_SECRET)
         wechat = settings.wechat_secrets()
-        return cls(token=settings.staff_api_token(),
+        return cls(tokens=settings.staff_tokens(),
                    sessions=WebSessions(session_secret) if session_secret else None,
                    app_id=wechat["app_id"],
                    app_secret=wechat["app_secret"],
@@ -121,6 +140,9 @@ class StaffInput(InputChannel):
         self,
         token: str | None = None,
         service: TicketService | None = None,
+        tokens: dict[str, str] | None = None,
+        reviews: ReviewService | None = None,
+        tracker: sa.engine.Engine | str | None = None,
         wechat_client: Any = None,
         app_id: str | None = None,
         app_secret: str | None = None,
@@ -133,8 +155,14 @@ class StaffInput(InputChannel):
         """`wechat_client`: anything with `.message.send_text(openid, text)`, by
         default a CustomerServiceClient on `api_base_url` (WeChat's when None).
         `resume`: called with (channel, sender_id) after a close; by default
-        `resume_in_tracker` on the running Rasa server."""
-        self.token = token
+        `resume_in_tracker` on the running Rasa server. `token` is the shared
+        token ("staff"), `tokens` staff members' own; `tracker` the tracker
+        store (an engine or a URL) the review inbox reads."""
+        self.tokens = dict(tokens or {})
+        if token:
+            self.tokens.setdefault(settings.SHARED_STAFF_NAME, token)
+        self.reviews = reviews or ReviewService()
+        self._tracker = tracker
         self.sessions = sessions
         self.verifications = verifications or VerificationService()
         self.service = service or TicketService()
@@ -146,7 +174,8 @@ class StaffInput(InputChannel):
         if domain is not None and not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
         self.reply_prefix: str | None = domain_text(domain, PREFIX_RESPONSE)
-        if not token:
+        self.intents = _labels(domain)
+        if not self.tokens:
             logger.warning("staff API not configured (%s missing): answering 503", settings.STAFF_API_TOKEN)
 
     # -- routes ----------------------------------------------------------------
@@ -181,6 +210,18 @@ class StaffInput(InputChannel):
         async def close(request: Request, ticket_id: str) -> HTTPResponse:
             return await self._guarded(self._close, request, ticket_id, request=request)
 
+        @staff.route("/review", methods=["GET"])
+        async def review(request: Request) -> HTTPResponse:
+            return await self._guarded(self._review, request=request)
+
+        @staff.route("/review/<message_id>", methods=["GET"])
+        async def review_message(request: Request, message_id: str) -> HTTPResponse:
+            return await self._guarded(self._review_message, message_id, request=request)
+
+        @staff.route("/review/<message_id>/decision", methods=["POST"])
+        async def decide(request: Request, message_id: str) -> HTTPResponse:
+            return await self._guarded(self._decide, request, message_id, request=request)
+
         return staff
 
     async def _guarded(self, handler: Callable[..., Awaitable[HTTPResponse]], *args: Any,
@@ -200,13 +241,17 @@ class StaffInput(InputChannel):
             return json_error(503, "backend_unavailable", "the ticket backend is unavailable, try again")
 
     def _authorise(self, request: Request) -> None:
-        if not self.token:
-            raise _Refused(json_error(503, "not_configured",
-                                      f"staff API not configured: {settings.STAFF_API_TOKEN} is not set"))
+        """Let a staff member in; `request.ctx.staff` is then their name."""
+        if not self.tokens:
+            raise _Refused(json_error(503, "not_configured", f"staff API not configured: "
+                                      f"{settings.STAFF_API_TOKEN} or {settings.STAFF_API_TOKENS} is not set"))
         scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
-        ok = hmac.compare_digest(given.strip().encode("utf-8"), self.token.encode("utf-8"))
-        if not (scheme.lower() == "bearer" and ok):
+        typed = given.strip().encode("utf-8")
+        # Every token is compared, so the time taken says nothing about which one matched.
+        matches = [name for name, token in self.tokens.items() if hmac.compare_digest(typed, token.encode("utf-8"))]
+        if not (scheme.lower() == "bearer" and matches):
             raise _Refused(_json({"error": "unauthorized"}, 401, **{"WWW-Authenticate": "Bearer"}))
+        request.ctx.staff = matches[0]
 
     async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         """A (blocking) service call, off the event loop."""
@@ -267,6 +312,34 @@ class StaffInput(InputChannel):
             logger.exception("ticket %s closed, but its conversation was not resumed", ticket["id"])
         return _json({**ticket, "resumed": resumed})
 
+    async def _review(self) -> HTTPResponse:
+        tracker = self._tracker_engine()
+        await self._call(self.reviews.collect, tracker)
+        inbox = await self._call(self.reviews.pending)
+        return _json({"total": inbox["total"], "shown": len(inbox["wordings"]),
+                      "groups": _grouped(inbox["wordings"]), "intents": self.intents})
+
+    async def _review_message(self, message_id: str) -> HTTPResponse:
+        message = await self._call(self.reviews.get, _id(message_id, "unknown_message"), self._tracker_engine())
+        message["text"] = mask_digit_runs(message["text"])
+        for line in message["conversation"]:
+            line["text"] = mask_digit_runs(line["text"])
+        return _json(message)
+
+    async def _decide(self, request: Request, message_id: str) -> HTTPResponse:
+        number = _id(message_id, "unknown_message")
+        body = _json_body(request)
+        decided = await self._call(functools.partial(
+            self.reviews.decide, number, body.get("decision"), request.ctx.staff,
+            {str(intent["name"]) for intent in self.intents}, label=body.get("intent"), note=body.get("note")))
+        return _json(decided, 201)
+
+    def _tracker_engine(self) -> sa.engine.Engine:
+        if not isinstance(self._tracker, sa.engine.Engine):
+            self._tracker = sa.create_engine(self._tracker or settings.tracker_url(), future=True,
+                                             pool_pre_ping=True)
+        return self._tracker
+
     def _wechat(self) -> Any:
         if self._wechat_client is None:
             self._wechat_client = customer_service_client(self.app_id, self.app_secret, self.api_base_url)
@@ -274,9 +347,37 @@ class StaffInput(InputChannel):
 
 
 def _ticket_id(raw: str) -> int:
+    return _id(raw, "unknown_ticket")
+
+
+def _id(raw: str, unknown: str) -> int:
     if not _ID.match(raw or ""):
-        raise DomainError("unknown_ticket", f"no ticket {raw[:20]!r}")
+        raise DomainError(unknown, f"no such id {raw[:20]!r}")
     return int(raw)
+
+
+def _labels(domain: Domain | None) -> list[dict[str, str | None]]:
+    """The intents a reviewer may give, with their titles where the domain has one."""
+    if domain is None:
+        return []
+    titles = {name[len(TOPIC_PREFIX):]: domain_text(domain, name) for name in domain.responses
+              if name.startswith(TOPIC_PREFIX)}
+    return [{"name": intent, "title": titles.get(intent)} for intent in domain.intents if intent != NLU_FALLBACK]
+
+
+def _grouped(wordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's grouping of similar wordings; groups and wordings newest first."""
+    from tuanjian.tools.report.report import Question, group_questions
+
+    by_text = {w["text"]: w for w in wordings}
+    at = {text: datetime.fromisoformat(w["said_at"]).timestamp() for text, w in by_text.items()}
+    groups = []
+    for group in group_questions([Question(text, at[text]) for text in by_text]):
+        members = sorted((by_text[text] for text, _ in group.variants), key=lambda w: w["said_at"], reverse=True)
+        groups.append({"size": sum(w["count"] for w in members),
+                       "wordings": [{**w, "text": mask_digit_runs(w["text"])} for w in members]})
+    groups.sort(key=lambda g: g["wordings"][0]["said_at"], reverse=True)
+    return groups
 
 
 def _json_body(request: Request) -> dict[str, Any]:

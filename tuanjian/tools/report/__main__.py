@@ -19,7 +19,8 @@ from sqlalchemy.orm import sessionmaker
 from tuanjian import settings
 from tuanjian.backend import db
 from tuanjian.tools.report.render import faq_titles, percent, render_html
-from tuanjian.tools.report.report import DEFAULT_THRESHOLD, DEFAULT_TIMEZONE, EVENTS, build_report, period_from_args
+from tuanjian.tools.report.report import DEFAULT_THRESHOLD, DEFAULT_TIMEZONE, build_report, period_from_args
+from tuanjian.tracker_events import EVENTS
 
 DEFAULT_OUT = settings.VAR_DIR / "report.html"
 RESPONSES = settings.DOMAIN_DIR / "responses.yml"
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"tuanjian.tools.report: {problem}", file=sys.stderr)
             return 2
-        if not sa.inspect(backend).has_table("tickets"):
-            print("tuanjian.tools.report: the backend database has no tickets table yet; migrate it with "
+        if not sa.inspect(backend).has_table("review_messages"):
+            print("tuanjian.tools.report: the backend database is not migrated yet; migrate it with "
                   "`python -m tuanjian.backend.demo` (or db.migrate())", file=sys.stderr)
             return 2
         report = build_report(tracker, sessionmaker(bind=backend, future=True), period, args.threshold)

@@ -87,7 +87,7 @@ def recorded_events(tracker_db: str, prefix: str) -> int | None:
     """Events of this run in the local tracker store; None if there is none."""
     import sqlalchemy as sa
 
-    from tuanjian.tools.report.report import EVENTS
+    from tuanjian.tracker_events import EVENTS
 
     engine = sa.create_engine(tracker_db, future=True)
     try:

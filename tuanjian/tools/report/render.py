@@ -201,6 +201,17 @@ def render_html(report: Report, titles: Mapping[str, str] | None = None, top: in
     else:
         body.append(_empty(daily["empty"]))
 
+    # The trend across retrains: conversations by the model that served them.
+    models = t["models"]
+    body.append(f"<h2>{e(models['heading'])}</h2>")
+    if report.models:
+        body.append(_table(((models["model"], False), (models["first_seen"], False), (models["conversations"], True),
+                            (models["deflected"], True), (models["rate"], True)), [
+            (f"<code>{e(m.model_id[:12])}</code>", e(m.first_seen.strftime("%Y-%m-%d %H:%M")), str(m.conversations),
+             str(m.deflected), e(percent(m.deflection_rate))) for m in report.models]))
+    else:
+        body.append(_empty(models["empty"]))
+
     # Answers and ratings per FAQ.
     faq_texts = t["faqs"]
     body.append(f"<h2>{e(faq_texts['heading'])}</h2>")
@@ -252,6 +263,21 @@ def render_html(report: Report, titles: Mapping[str, str] | None = None, top: in
                             (unanswered["variants"], False)), table_rows))
     else:
         body.append(_empty(unanswered["empty"]))
+
+    # The review inbox.
+    review_texts = t["review"]
+    body.append(f"<h2>{e(review_texts['heading'])}</h2>")
+    if report.review is not None:
+        review = report.review
+        body.append("<p>" + e(review_texts["summary"].format(
+            awaiting=review.awaiting, labelled=sum(review.labelled.values()), new_topics=review.new_topics,
+            dismissed=review.dismissed)) + "</p>")
+        if review.labelled:
+            body.append(_table(((review_texts["intent"], False), (review_texts["labelled"], True)), [
+                (f"{e(_faq_label(intent, titles))}<br><code>{e(intent)}</code>", str(n))
+                for intent, n in review.labelled.items()]))
+        else:
+            body.append(_empty(review_texts["empty"]))
 
     # Handoff reasons.
     handoffs = t["handoffs"]

@@ -31,7 +31,6 @@ Everything here is plain data in, a `Report` out; the HTML is built from it by
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -47,8 +46,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tuanjian.backend.models import Rating, Ticket
+from tuanjian.backend.review import ReviewService
+from tuanjian.backend.rules import utcnow
 from tuanjian.domain_names import ACTION_HANDOFF_PENDING, NLU_FALLBACK
 from tuanjian.tools.report.texts import texts
+from tuanjian.tracker_events import EVENTS, SESSION_STARTED, entity_value, event_data, text_of
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_DAYS = 30
@@ -57,7 +59,6 @@ DEFAULT_THRESHOLD = 0.4
 FALLBACK_INTENT = NLU_FALLBACK
 FAQ_ACTION_PREFIX = "utter_faq_"
 STAFF_ACTION = ACTION_HANDOFF_PENDING
-SESSION_STARTED = "session_started"
 RATING_INTENT = "rate_answer"
 # Member messages that ask nothing: the last question's outcome stands.
 NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_text_message", RATING_INTENT})
@@ -66,20 +67,6 @@ NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_t
 FALLBACK_ACTIONS = frozenset({"action_suggest_faqs", "action_default_fallback"})
 ANSWERED, FELL_BACK, RATED_DOWN = "answered", "fell_back", "rated_down"
 CHUNK = 500  # sender ids per IN (...) query
-
-# The tracker store's table, as rasa.core.tracker_store.SQLTrackerStore.SQLEvent
-# defines it (read with SQLAlchemy Core: no Rasa import needed).
-EVENTS = sa.Table(
-    "events", sa.MetaData(),
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sender_id", sa.String(255), nullable=False),
-    sa.Column("type_name", sa.String(255), nullable=False),
-    sa.Column("timestamp", sa.Float),
-    sa.Column("intent_name", sa.String(255)),
-    sa.Column("action_name", sa.String(255)),
-    sa.Column("data", sa.Text),
-)
-
 
 # --------------------------------------------------------------------------- period
 
@@ -155,6 +142,7 @@ class Conversation:
     tickets: list[int] = field(default_factory=list)
     has_messages: bool = False  # any member message, in the range or not
     last_question: str | None = None  # ANSWERED, FELL_BACK or RATED_DOWN
+    model_id: str | None = None  # the model that read its first member message in the range
 
     @property
     def deflected(self) -> bool:
@@ -191,6 +179,28 @@ class DailyFigures:
 
 
 @dataclass
+class ModelFigures:
+    """The conversations a model served: its first member message was read by it."""
+
+    model_id: str
+    first_seen: datetime
+    conversations: int
+    deflected: int
+
+    @property
+    def deflection_rate(self) -> float | None:
+        return self.deflected / self.conversations if self.conversations else None
+
+
+@dataclass
+class ReviewFigures:
+    awaiting: int                 # wordings in the review inbox now
+    labelled: dict[str, int]      # wordings given each intent in the range, most first
+    new_topics: int
+    dismissed: int
+
+
+@dataclass
 class Report:
     period: Period
     generated_at: datetime
@@ -209,6 +219,8 @@ class Report:
     tickets: int
     daily: list[DailyFigures]
     threshold: float
+    models: list[ModelFigures] = field(default_factory=list)  # oldest first: the trend across retrains
+    review: ReviewFigures | None = None
 
     @property
     def deflection_rate(self) -> float | None:
@@ -235,6 +247,7 @@ class TrackerFigures:
     answers: Counter
     questions: list[Question]          # nlu_fallback texts in the range
     fallback_texts: set                # (sender_id, normalised text), to spot repeated tickets
+    model_first_seen: dict = field(default_factory=dict)  # model_id -> first member message it read
 
 
 def _senders_active(connection, period: Period) -> list[str]:
@@ -254,22 +267,6 @@ def _events_of(connection, senders: Sequence[str]) -> Iterable[sa.engine.Row]:
                  .where(EVENTS.c.sender_id.in_(senders[n:n + CHUNK]))
                  .order_by(EVENTS.c.sender_id, EVENTS.c.id))
         yield from connection.execute(query)
-
-
-def _user_text(data: str | None) -> str:
-    try:
-        return (json.loads(data or "{}").get("text") or "").strip()
-    except ValueError:
-        return ""
-
-
-def _rating(data: str | None) -> str | None:
-    """The `rating` entity of a rating message ("up" or "down")."""
-    try:
-        entities = json.loads(data or "{}").get("parse_data", {}).get("entities", [])
-    except (ValueError, AttributeError):
-        return None
-    return next((e.get("value") for e in entities if isinstance(e, dict) and e.get("entity") == "rating"), None)
 
 
 def read_tracker(engine: Engine, period: Period) -> TrackerFigures:
@@ -312,12 +309,17 @@ def _count_message(conversation: Conversation, row, reply: str | None, figures: 
     """Count a member message; `reply` is the action that answered it."""
     if conversation.first_message_at is None:
         conversation.first_message_at = row.timestamp
+    model_id = (event_data(row.data).get("metadata") or {}).get("model_id")
+    if isinstance(model_id, str) and model_id:
+        conversation.model_id = conversation.model_id or model_id
+        first = figures.model_first_seen.get(model_id)
+        figures.model_first_seen[model_id] = row.timestamp if first is None else min(first, row.timestamp)
     if reply == STAFF_ACTION:
         conversation.to_staff += 1
         return
     conversation.messages += 1
     if row.intent_name == RATING_INTENT:
-        if _rating(row.data) == "down" and conversation.last_question == ANSWERED:
+        if entity_value(row.data, "rating") == "down" and conversation.last_question == ANSWERED:
             conversation.last_question = RATED_DOWN
     elif row.intent_name not in NOT_QUESTIONS:
         fell_back = row.intent_name == FALLBACK_INTENT or reply in FALLBACK_ACTIONS
@@ -325,7 +327,7 @@ def _count_message(conversation: Conversation, row, reply: str | None, figures: 
     if row.intent_name != FALLBACK_INTENT:
         return
     conversation.fallbacks += 1
-    text = _user_text(row.data)
+    text = text_of(row.data)
     key = question_key(text)
     if key:  # an empty or emoji-only message asks nothing
         figures.questions.append(Question(text, row.timestamp))
@@ -470,12 +472,15 @@ def group_questions(questions: Sequence[Question],
 def build_report(tracker_engine: Engine, sessions: Callable[[], Session], period: Period,
                  threshold: float = DEFAULT_THRESHOLD, now: datetime | None = None) -> Report:
     """Every figure of the report for `period`."""
+    reviews = ReviewService(sessions, (lambda: now) if now else utcnow)
+    reviews.collect(tracker_engine)  # the inbox as the staff page shows it now
     tracker = read_tracker(tracker_engine, period)
     senders = sorted({c.sender_id for c in tracker.conversations})
     with sessions() as session, session.begin():
         created = _tickets_created_in(session, period)
         owned = list(_tickets_of(session, senders))
         ratings = _ratings_in(session, period)
+    review = reviews.figures(period.start, period.end)
     assign_tickets(tracker.conversations, ((t.id, t.sender_id, t.created_at.timestamp()) for t in owned))
 
     conversations = [c for c in tracker.conversations if c.in_range]
@@ -516,4 +521,17 @@ def build_report(tracker_engine: Engine, sessions: Callable[[], Session], period
         daily=[DailyFigures(day, daily_conversations[day], daily_tickets[day], daily_deflected[day])
                for day in period.days()],
         threshold=threshold,
+        models=_model_figures(conversations, tracker.model_first_seen, period.tz),
+        review=ReviewFigures(**review),
     )
+
+
+def _model_figures(conversations: Iterable[Conversation], first_seen: dict[str, float],
+                   tz: tzinfo) -> list[ModelFigures]:
+    served: dict[str, list[Conversation]] = defaultdict(list)
+    for conversation in conversations:
+        if conversation.model_id:
+            served[conversation.model_id].append(conversation)
+    return sorted((ModelFigures(model, datetime.fromtimestamp(first_seen[model], tz), len(served[model]),
+                                sum(c.deflected for c in served[model])) for model in served),
+                  key=lambda m: m.first_seen)

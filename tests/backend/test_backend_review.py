@@ -1,0 +1,257 @@
+"""The review inbox's backend: candidates collected from a Rasa SQL tracker
+store (written by Rasa's own SQLTrackerStore), decisions and what they refuse,
+on every test database."""
+import asyncio
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.conftest import NOW
+from tuanjian.backend import db
+from tuanjian.backend.models import ReviewMessage
+from tuanjian.backend.review import FIRST_READ_DAYS, MAX_NOTE_CHARS, ReviewService
+from tuanjian.backend.rules import DomainError
+
+INTENTS = {"faq_forgot_password", "faq_quit_league", "out_of_scope", "check_transfer_status"}
+T0 = NOW.timestamp() - 3600
+
+
+class Tracker:
+    """A tracker store on SQLite, written by Rasa's SQLTrackerStore."""
+
+    def __init__(self, path):
+        from rasa.core.tracker_store import SQLTrackerStore
+
+        with warnings.catch_warnings():  # Rasa 3.6 builds its URL the deprecated way
+            warnings.simplefilter("ignore")
+            self.store = SQLTrackerStore(dialect="sqlite", db=str(path))
+        self.engine = sa.create_engine(f"sqlite:///{path}", future=True)
+        self.events: dict[str, list] = {}
+
+    def add(self, sender, *events):
+        self.events.setdefault(sender, []).extend(events)
+        tracker = DialogueStateTracker.from_events(sender, self.events[sender])
+        # In a thread of its own: async tests have an event loop running already.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, self.store.save(tracker)).result()
+
+    def close(self):
+        self.store.engine.dispose()
+        self.engine.dispose()
+
+
+def said(t, text, intent, confidence=0.95, reply="utter_answer", ranking=(), entities=(), then=()):
+    """A member message at T0 + t, the action that answered it (and any more events), then listen."""
+    parse = {"intent": {"name": intent, "confidence": confidence},
+             "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking],
+             "entities": [{"entity": e, "value": v} for e, v in entities]}
+    return [UserUttered(text, intent=parse["intent"], parse_data={**parse, "text": text}, timestamp=T0 + t),
+            ActionExecuted(reply, timestamp=T0 + t + 0.1), BotUttered("回答", timestamp=T0 + t + 0.2),
+            *then, ActionExecuted("action_listen", timestamp=T0 + t + 0.3)]
+
+
+def started(t):
+    return [ActionExecuted("action_session_start", timestamp=T0 + t), SessionStarted(timestamp=T0 + t),
+            ActionExecuted("action_listen", timestamp=T0 + t)]
+
+
+@pytest.fixture
+def tracker(tmp_path):
+    store = Tracker(tmp_path / "tracker.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def reviews(sessions, clock):
+    return ReviewService(sessions, clock)
+
+
+def stored(sessions):
+    with sessions() as s:
+        return {m.text: m.reasons.split(",") for m in s.execute(select(ReviewMessage)).scalars()}
+
+
+def test_collects_what_the_assistant_missed_and_nothing_else(tracker, reviews, sessions):
+    ranking = [("faq_quit_league", 0.4), ("out_of_scope", 0.3), ("faq_forgot_password", 0.2)]
+    tracker.add("rest:a", *started(0),
+                *said(1, "你好", "greet", 0.3),
+                *said(2, "团费一个月交多少", "nlu_fallback", 0.3, "action_suggest_faqs", ranking),
+                *said(3, "我不想当团员了咋整", "faq_quit_league", 0.6, ranking=ranking),
+                *said(4, "密码忘了", "faq_forgot_password", 0.99),
+                *said(5, '/rate_answer{"rating":"down"}', "rate_answer", entities=[("rating", "down")]),
+                *said(6, "/affirm", "affirm", 0.2),
+                *said(7, "没有规则回答我", "faq_quit_league", 0.9, reply="action_default_fallback"))
+    tracker.add("rest:b", *started(10),
+                *said(11, "查进度", "check_transfer_status", 0.99),
+                *said(12, "12345678", "inform", 0.4, reply="verification_form"),     # answers the form
+                *said(13, "我的转接到底卡在哪", "check_transfer_status", 0.99),
+                *said(14, "转人工", "request_human", 0.99, reply="action_open_ticket",
+                      then=[SlotSet("handoff_ticket", 7)]),
+                *said(15, "在吗在吗", "nlu_fallback", 0.2, reply="action_handoff_pending"))  # to staff
+    tracker.add("rest:c", *started(20), *said(21, "长" * 501, "nlu_fallback", 0.1, "action_suggest_faqs"),
+                *said(22, "🙂", "nlu_fallback", 0.1, "action_suggest_faqs"))
+
+    assert reviews.collect(tracker.engine) == 5
+    assert stored(sessions) == {
+        "团费一个月交多少": ["fallback"],
+        "我不想当团员了咋整": ["low_confidence"],
+        "密码忘了": ["rated_down"],
+        "没有规则回答我": ["fallback"],
+        "我的转接到底卡在哪": ["ticket"],
+    }
+    assert reviews.collect(tracker.engine) == 0  # read once
+
+
+def test_reads_on_from_where_it_stopped_and_adds_reasons(tracker, reviews, sessions):
+    tracker.add("rest:a", *started(0), *said(1, "我入党了团关系咋办", "faq_quit_league", 0.55))
+    assert reviews.collect(tracker.engine) == 1
+    # The rating and the ticket come in a later read: the question is in the earlier one.
+    tracker.add("rest:a", *said(2, "/rate_answer", "rate_answer", entities=[("rating", "down")]),
+                *said(3, "转人工", "request_human", reply="action_open_ticket", then=[SlotSet("handoff_ticket", 3)]))
+    tracker.add("rest:b", *started(4), *said(5, "团费咋交", "nlu_fallback", 0.2, "action_suggest_faqs"))
+    assert reviews.collect(tracker.engine) == 1
+    assert stored(sessions) == {"我入党了团关系咋办": ["low_confidence", "rated_down", "ticket"],
+                                "团费咋交": ["fallback"]}
+
+
+def test_the_first_read_goes_back_a_month_only(tracker, sessions, clock):
+    old = -(FIRST_READ_DAYS + 1) * 86400
+    tracker.add("rest:old", *started(old), *said(old + 1, "很久以前的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    tracker.add("rest:new", *started(0), *said(1, "最近的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    assert ReviewService(sessions, clock).collect(tracker.engine) == 1
+    assert list(stored(sessions)) == ["最近的问题"]
+
+
+def test_an_empty_or_missing_tracker_store_gives_nothing(tmp_path, reviews, sessions):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'none.db'}", future=True)
+    assert reviews.collect(engine) == 0
+    engine.dispose()
+    assert reviews.pending() == {"total": 0, "wordings": []}
+
+
+@pytest.fixture
+def inbox(tracker, reviews):
+    ranking = [("faq_forgot_password", 0.4), ("out_of_scope", 0.3)]
+    tracker.add("rest:a", *started(0), *said(1, "密码找不回来了", "nlu_fallback", 0.3, "action_suggest_faqs", ranking))
+    tracker.add("rest:b", *started(2), *said(3, "密码找不回来了！", "nlu_fallback", 0.3, "action_suggest_faqs"))
+    tracker.add("rest:c", *started(4), *said(5, "團費交多少", "nlu_fallback", 0.2, "action_suggest_faqs"))
+    tracker.add("rest:d", *started(6), *said(7, "我想查一下团员证明", "out_of_scope", 0.6))
+    reviews.collect(tracker.engine)
+    return {w["text"]: w for w in reviews.pending()["wordings"]}
+
+
+def test_the_inbox_is_newest_first_one_line_per_wording(reviews, inbox):
+    pending = reviews.pending()
+    # "密码找不回来了" and "密码找不回来了！" are one wording, shown by its newest message.
+    assert [w["text"] for w in pending["wordings"]] == ["我想查一下团员证明", "團費交多少", "密码找不回来了！"]
+    assert pending["total"] == 3
+    assert inbox["密码找不回来了！"]["count"] == 2
+    assert inbox["我想查一下团员证明"]["reasons"] == ["low_confidence"]
+    assert inbox["我想查一下团员证明"]["intent"] == "out_of_scope"
+
+
+def test_a_decision_is_stored_with_who_and_when_for_the_whole_wording(reviews, inbox, sessions, clock):
+    decided = reviews.decide(inbox["密码找不回来了！"]["id"], "intent", "wang", INTENTS, label="faq_forgot_password")
+    assert decided["messages"] == 2 and decided["decided_by"] == "wang"
+    assert decided["decided_at"] == clock().isoformat()
+    with sessions() as s:
+        rows = s.execute(select(ReviewMessage).where(ReviewMessage.decision.is_not(None))).scalars().all()
+    assert {(r.text, r.label, r.decided_by, r.decided_at) for r in rows} == {
+        ("密码找不回来了", "faq_forgot_password", "wang", clock()),
+        ("密码找不回来了！", "faq_forgot_password", "wang", clock())}
+    assert [w["text"] for w in reviews.pending()["wordings"]] == ["我想查一下团员证明", "團費交多少"]
+    assert reviews.labelled() == [{"text": "密码找不回来了", "intent": "faq_forgot_password", "decided_at": clock()}]
+
+
+def test_a_decided_wording_is_never_shown_again(tracker, reviews, inbox):
+    reviews.decide(inbox["團費交多少"]["id"], "dismissed", "li", INTENTS)
+    # Another member asks the same, later: it is collected but not shown.
+    tracker.add("rest:e", *started(9), *said(10, "团费交多少", "nlu_fallback", 0.2, "action_suggest_faqs"))
+    assert reviews.collect(tracker.engine) == 1
+    assert "团费交多少" not in [w["text"] for w in reviews.pending()["wordings"]]
+    with pytest.raises(DomainError) as error:
+        reviews.decide(reviews.pending()["wordings"][0]["id"] + 1, "dismissed", "li", INTENTS)
+    assert error.value.code in ("already_decided", "unknown_message")
+
+
+@pytest.mark.parametrize("decision, label, note, code", [
+    ("intent", "faq_no_such_thing", None, "unknown_intent"),
+    ("intent", None, None, "unknown_intent"),
+    ("intent", ["faq_forgot_password"], None, "unknown_intent"),
+    ("labelled", None, None, "bad_decision"),
+    (None, None, None, "bad_decision"),
+    ("dismissed", "faq_forgot_password", None, "bad_decision"),
+    ("new_topic", None, None, "note_required"),
+    ("new_topic", None, "   ", "note_required"),
+    ("new_topic", None, "长" * (MAX_NOTE_CHARS + 1), "note_too_long"),
+    ("dismissed", None, {"x": 1}, "bad_note"),
+])
+def test_bad_decisions_are_refused_and_store_nothing(reviews, inbox, sessions, decision, label, note, code):
+    with pytest.raises(DomainError) as error:
+        reviews.decide(inbox["團費交多少"]["id"], decision, "wang", INTENTS, label=label, note=note)
+    assert error.value.code == code
+    with sessions() as s:
+        assert s.execute(select(func.count()).where(ReviewMessage.decision.is_not(None))).scalar() == 0
+
+
+def test_deciding_twice_or_an_unknown_message_is_refused(reviews, inbox):
+    number = inbox["團費交多少"]["id"]
+    reviews.decide(number, "new_topic", "wang", INTENTS, note="团费标准，需要新的 FAQ")
+    with pytest.raises(DomainError) as error:
+        reviews.decide(number, "dismissed", "li", INTENTS)
+    assert error.value.code == "already_decided"
+    assert reviews.get(number)["decided_by"] == "wang" and reviews.get(number)["decision"] == "new_topic"
+    with pytest.raises(DomainError) as error:
+        reviews.decide(10 ** 8, "dismissed", "li", INTENTS)
+    assert error.value.code == "unknown_message"
+    assert reviews.new_topics() == [{"text": "團費交多少", "note": "团费标准，需要新的 FAQ", "decided_by": "wang"}]
+
+
+def test_a_message_comes_with_the_conversation_around_it(tracker, reviews, inbox):
+    tracker.add("rest:d", *said(20, "谢谢", "thank"))
+    message = reviews.get(inbox["我想查一下团员证明"]["id"], tracker.engine)
+    assert [(line["who"], line["text"], line["this"]) for line in message["conversation"]] == [
+        ("member", "我想查一下团员证明", True), ("bot", "回答", False),
+        ("member", "谢谢", False), ("bot", "回答", False)]
+
+
+def test_figures_count_wordings_awaiting_and_decided_in_the_range(reviews, inbox, clock):
+    reviews.decide(inbox["密码找不回来了！"]["id"], "intent", "wang", INTENTS, label="faq_forgot_password")
+    reviews.decide(inbox["團費交多少"]["id"], "dismissed", "wang", INTENTS)
+    figures = reviews.figures(clock() - timedelta(days=1), clock() + timedelta(days=1))
+    assert figures == {"awaiting": 1, "labelled": {"faq_forgot_password": 1}, "new_topics": 0, "dismissed": 1}
+    assert reviews.figures(clock() + timedelta(days=1), clock() + timedelta(days=2))["labelled"] == {}
+
+
+def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions, clock):
+    first = Tracker(tmp_path / "first.db")
+    first.add("rest:a", *started(0), *[e for n in range(5) for e in said(1 + n, f"问题{n}", "faq_quit_league", 0.99)])
+    reviews = ReviewService(sessions, clock)
+    reviews.collect(first.engine)
+    first.close()
+    emptied = Tracker(tmp_path / "emptied.db")
+    emptied.add("rest:z", *started(0), *said(1, "新库里的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    assert reviews.collect(emptied.engine) == 1
+    emptied.close()
+
+
+def test_migration_0006_is_the_head_and_downgrades_and_upgrades(connection):
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    assert MigrationContext.configure(connection).get_current_revision() == "0006"
+    config = db._alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, "0005")
+    assert not {"review_messages", "review_cursors"} & set(sa.inspect(connection).get_table_names())
+    command.upgrade(config, "head")
+    with Session(bind=connection, future=True) as s:
+        assert s.execute(select(func.count()).select_from(ReviewMessage)).scalar() == 0

@@ -1,0 +1,1 @@
+"""The review inbox's operator side: labelled messages written as training data."""
