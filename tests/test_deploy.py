@@ -14,7 +14,8 @@ from tuanjian import settings
 KUBERNETES_VERSION = "1.28.0"
 MANIFESTS = sorted((settings.ROOT / "deploy" / "k8s").glob("*.yml"))
 SECRETS = {settings.ACTION_SERVER_TOKEN, settings.WEB_SESSION_SECRET, settings.THROTTLE_KEY,
-           settings.STAFF_API_TOKEN, settings.STAFF_API_TOKENS, settings.WECHAT_TOKEN, settings.WECHAT_APP_ID, settings.WECHAT_APP_SECRET,
+           settings.STAFF_API_TOKEN, settings.STAFF_API_TOKENS,
+           settings.WECHAT_TOKEN, settings.WECHAT_APP_ID, settings.WECHAT_APP_SECRET,
            settings.WECHAT_ENCODING_AES_KEY, settings.DATABASE_URL, settings.TRACKER_STORE_URL, settings.REDIS_URL}
 # Rasa's own names: its tracker store's pool, its lock store's ticket lifetime.
 RASA_SETTINGS = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW", "TICKET_LOCK_LIFETIME"}

@@ -47,12 +47,14 @@ class Tracker:
         self.engine.dispose()
 
 
-def said(t, text, intent, confidence=0.95, reply="utter_answer", ranking=(), entities=(), then=()):
+def said(t, text, intent, confidence=0.95, reply="utter_answer", ranking=(), entities=(), then=(), model=None):
     """A member message at T0 + t, the action that answered it (and any more events), then listen."""
     parse = {"intent": {"name": intent, "confidence": confidence},
              "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking],
              "entities": [{"entity": e, "value": v} for e, v in entities]}
-    return [UserUttered(text, intent=parse["intent"], parse_data={**parse, "text": text}, timestamp=T0 + t),
+    metadata = {"model_id": model} if model else None
+    return [UserUttered(text, intent=parse["intent"], parse_data={**parse, "text": text}, timestamp=T0 + t,
+                        metadata=metadata),
             ActionExecuted(reply, timestamp=T0 + t + 0.1), BotUttered("回答", timestamp=T0 + t + 0.2),
             *then, ActionExecuted("action_listen", timestamp=T0 + t + 0.3)]
 

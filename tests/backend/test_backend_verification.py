@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import pytest
 from alembic import command
-from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from tuanjian.backend import db

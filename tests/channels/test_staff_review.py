@@ -18,15 +18,15 @@ from tuanjian.rasa_server.channels.staff import StaffInput
 SHARED = "shared-staff-token-0123456789"
 WANG = "wang-own-token-0123456789"
 DOMAIN = Domain.load(str(settings.DOMAIN_DIR))
-RANKING = [("faq_forgot_password", 0.45), ("out_of_scope", 0.3), ("faq_quit_league", 0.1)]
+RANKING = [("nlu_fallback", 0.7), ("faq_forgot_password", 0.45), ("out_of_scope", 0.3), ("faq_quit_league", 0.1)]
 
 
 @pytest.fixture
 def tracker(tmp_path):
     store = Tracker(tmp_path / "tracker.db")
-    store.add("rest:a", *started(0), *said(1, "密码找不回来了怎么办", "nlu_fallback", 0.3, "action_suggest_faqs", RANKING),
-              *said(2, "谢谢", "thank"))
-    store.add("rest:b", *started(3), *said(4, "密码找不回来了咋办", "nlu_fallback", 0.3, "action_suggest_faqs", RANKING))
+    missed = ("nlu_fallback", 0.3, "action_suggest_faqs", RANKING)
+    store.add("rest:a", *started(0), *said(1, "密码找不回来了怎么办", *missed), *said(2, "谢谢", "thank"))
+    store.add("rest:b", *started(3), *said(4, "密码找不回来了咋办", *missed))
     store.add("rest:c", *started(5), *said(6, "我的编号12345678查不到", "nlu_fallback", 0.2, "action_suggest_faqs"))
     yield store
     store.close()

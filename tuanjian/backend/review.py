@@ -20,7 +20,6 @@ again. A refused decision raises DomainError and stores nothing.
 from __future__ import annotations
 
 import unicodedata
-
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -178,7 +177,7 @@ def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
     ranking = [r.get("name") for r in parse.get("intent_ranking") or [] if isinstance(r, dict)]
     confidence = intent.get("confidence")
     return {"text": text, "wording": wording[:600], "reasons": ",".join(sorted(candidate.reasons)),
-            "intent": (intent.get("name") or None), "suggestions": [n for n in ranking if n][:SUGGESTIONS],
+            "intent": (intent.get("name") or None), "suggestions": [n for n in ranking if n and n != NLU_FALLBACK][:SUGGESTIONS],
             "confidence": float(confidence) if isinstance(confidence, (int, float)) else None,
             "said_at": datetime.fromtimestamp(candidate.timestamp, timezone.utc)}
 

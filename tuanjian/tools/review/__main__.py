@@ -21,7 +21,7 @@ from tuanjian import settings
 from tuanjian.backend import db
 from tuanjian.backend.review import ReviewService
 from tuanjian.redaction import mask_digit_runs
-from tuanjian.tools.review.export import build_export, nlu_examples, render, test_messages
+from tuanjian.tools.review.export import build_export, nlu_examples, render, messages_in_test_files
 
 SHOWN = 20  # messages listed per kind of refusal
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     training_files = [p for p in sorted(args.data.rglob("*.yml")) if p.resolve() != out]
     reviewed = nlu_examples([out]) if out.is_file() else []
-    export = build_export(labelled, reviewed, nlu_examples(training_files), test_messages(args.tests),
+    export = build_export(labelled, reviewed, nlu_examples(training_files), messages_in_test_files(args.tests),
                           set(Domain.load(str(args.domain)).intents))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(export), "utf-8")

@@ -73,7 +73,7 @@ def story_messages(paths: Iterable[Path]) -> list[str]:
     return texts
 
 
-def test_messages(dirs: Iterable[Path]) -> set[str]:
+def messages_in_test_files(dirs: Iterable[Path]) -> set[str]:
     """The normalised texts of every test file's messages."""
     nlu, stories = [], []
     for directory in dirs:

@@ -11,6 +11,9 @@
   var REASONS = { request_human: "成员要求转人工", fallbacks: "连续两次未识别", not_helpful: "成员表示回答没有帮助" };
   var WHO = { member: "成员", bot: "助手", staff: "客服" };
   var CHANNELS = { wechat: "微信公众号", rest: "网页 / REST", web: "网页" };
+  var WHY = { fallback: "未识别", low_confidence: "把握不大", rated_down: "被评为没帮助", ticket: "转了人工" };
+  var OUT_OF_SCOPE = "out_of_scope";
+  var intents = []; // [{name, title}] from the inbox
 
   var $ = function (id) { return document.getElementById(id); };
   var current = null; // the ticket id shown
@@ -71,8 +74,122 @@
 
   function showDesk(on) {
     $("login").hidden = on;
-    $("desk").hidden = !on;
-    $("logout").hidden = !on;
+    $("views").hidden = !on;
+    showView(on ? "desk" : null);
+  }
+
+  function showView(name) {
+    $("desk").hidden = name !== "desk";
+    $("inbox").hidden = name !== "inbox";
+    $("show-desk").setAttribute("aria-pressed", String(name === "desk"));
+    $("show-inbox").setAttribute("aria-pressed", String(name === "inbox"));
+  }
+
+  // -- the review inbox --------------------------------------------------------
+
+  function intentLabel(name) {
+    for (var i = 0; i < intents.length; i++) {
+      if (intents[i].name === name) { return intents[i].title ? intents[i].title + "（" + name + "）" : name; }
+    }
+    return name;
+  }
+
+  function loadInbox() {
+    return request("GET", "/review").then(function (data) {
+      intents = data.intents;
+      var groups = $("groups");
+      clear(groups);
+      $("inbox-empty").hidden = data.total > 0;
+      $("inbox-count").textContent = data.total ? "（" + data.total + " 种说法待复核" +
+        (data.shown < data.total ? "，显示最新的 " + data.shown + " 种" : "") + "）" : "";
+      data.groups.forEach(function (group) {
+        var item = el("li", null, "group");
+        var list = el("ol");
+        group.wordings.forEach(function (w) { list.appendChild(wording(w)); });
+        item.appendChild(list);
+        groups.appendChild(item);
+      });
+    }).catch(failed);
+  }
+
+  function wording(w) {
+    var item = el("li", null, "wording");
+    item.dataset.id = w.id;
+    item.appendChild(el("p", w.text, "text"));
+    var why = w.reasons.map(function (r) { return WHY[r] || r; }).join("、");
+    var understood = w.intent && w.intent !== "nlu_fallback" ?
+      " · 助手理解为 " + intentLabel(w.intent) + (w.confidence !== null ? "（" + Math.round(w.confidence * 100) + "%）" : "") : "";
+    item.appendChild(el("span", why + " · " + w.count + " 次 · " + time(w.said_at) + understood, "sub"));
+    var actions = el("div", null, "actions");
+    w.suggestions.forEach(function (name) {
+      var button = el("button", intentLabel(name), "suggest");
+      button.type = "button";
+      button.title = "标注为这个意图";
+      button.addEventListener("click", function () { decide(item, { decision: "intent", intent: name }, intentLabel(name)); });
+      actions.appendChild(button);
+    });
+    var select = el("select");
+    select.setAttribute("aria-label", "其他意图");
+    var placeholder = el("option", "其他意图…");
+    placeholder.value = "";
+    select.appendChild(placeholder);
+    intents.forEach(function (i) {
+      var option = el("option", i.title ? i.title + "（" + i.name + "）" : i.name);
+      option.value = i.name;
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () {
+      if (select.value) { decide(item, { decision: "intent", intent: select.value }, intentLabel(select.value)); }
+    });
+    actions.appendChild(select);
+    [["超出范围", function () { decide(item, { decision: "intent", intent: OUT_OF_SCOPE }, "超出范围"); }],
+     ["新话题…", function () {
+       var note = window.prompt("这是什么新话题？（必填，最多 500 字）");
+       if (note && note.trim()) { decide(item, { decision: "new_topic", note: note.trim() }, "新话题"); }
+     }],
+     ["不处理", function () { decide(item, { decision: "dismissed" }, "不处理"); }],
+     ["上下文", function () { context(item, w.id); }]].forEach(function (pair) {
+      var button = el("button", pair[0]);
+      button.type = "button";
+      button.addEventListener("click", pair[1]);
+      actions.appendChild(button);
+    });
+    item.appendChild(actions);
+    return item;
+  }
+
+  function decide(item, body, label) {
+    var controls = item.querySelectorAll("button, select");
+    controls.forEach(function (c) { c.disabled = true; });
+    request("POST", "/review/" + item.dataset.id + "/decision", body).then(function (data) {
+      say("已标为“" + label + "”" + (data.messages > 1 ? "（同一说法的 " + data.messages + " 条消息）" : "") + "。", true);
+      remove(item);
+    }).catch(function (error) {
+      if (error.status === 409) { say("这条消息已由他人处理。"); remove(item); return; }
+      controls.forEach(function (c) { c.disabled = false; });
+      failed(error);
+    });
+  }
+
+  function remove(item) {
+    var group = item.parentNode.parentNode;
+    item.parentNode.removeChild(item);
+    if (!group.querySelector(".wording")) { group.parentNode.removeChild(group); }
+    if (!$("groups").firstChild) { $("inbox-empty").hidden = false; }
+  }
+
+  function context(item, id) {
+    var shown = item.querySelector(".context");
+    if (shown) { item.removeChild(shown); return; }
+    request("GET", "/review/" + id).then(function (message) {
+      var lines = el("ol", null, "lines context");
+      message.conversation.forEach(function (l) {
+        var li = line(l.who, l.text, l.at);
+        if (l.this) { li.className += " this"; }
+        lines.appendChild(li);
+      });
+      item.appendChild(lines);
+    }).catch(failed);
   }
 
   function logout(message) {
@@ -159,6 +276,9 @@
     });
     $("logout").addEventListener("click", function () { logout("已退出。"); });
     $("refresh").addEventListener("click", function () { loadList(); });
+    $("show-desk").addEventListener("click", function () { showView("desk"); say(""); loadList(); });
+    $("show-inbox").addEventListener("click", function () { showView("inbox"); say(""); loadInbox(); });
+    $("inbox-refresh").addEventListener("click", function () { loadInbox(); });
     $("reply-text").addEventListener("input", count);
 
     $("reply").addEventListener("submit", function (event) {
