@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tuanjian import settings
 from tuanjian.backend import db
 from tuanjian.backend.models import ReviewMessage
-from tuanjian.tools.review.export import build_export, nlu_examples, render, messages_in_test_files
+from tuanjian.tools.review.export import build_export, messages_in_test_files, nlu_examples, render
 
 INTENTS = {"faq_forgot_password", "faq_quit_league", "out_of_scope"}
 TEST_FILE = """\
@@ -65,7 +65,8 @@ def training(tmp_path):
 def test_every_test_file_message_is_refused(tests_dir, training):
     tests = messages_in_test_files([tests_dir])
     assert tests == {"测试集里的密码问题", "故事里的问题"}
-    export = build_export(labelled(("测试集里的密码问题！", "faq_forgot_password"), ("故事里的 问题", "faq_quit_league"),
+    export = build_export(labelled(("测试集里的密码问题！", "faq_forgot_password"),
+                                   ("故事里的 问题", "faq_quit_league"),
                                    ("密码收不到验证码", "faq_forgot_password")), [], training, tests, INTENTS)
     assert export.in_test_files == ["测试集里的密码问题！", "故事里的 问题"]
     assert export.examples == {"faq_forgot_password": ["密码收不到验证码"]}

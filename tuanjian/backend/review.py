@@ -176,8 +176,9 @@ def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
     intent = parse.get("intent") or {}
     ranking = [r.get("name") for r in parse.get("intent_ranking") or [] if isinstance(r, dict)]
     confidence = intent.get("confidence")
+    suggestions = [name for name in ranking if name and name != NLU_FALLBACK][:SUGGESTIONS]
     return {"text": text, "wording": wording[:600], "reasons": ",".join(sorted(candidate.reasons)),
-            "intent": (intent.get("name") or None), "suggestions": [n for n in ranking if n and n != NLU_FALLBACK][:SUGGESTIONS],
+            "intent": (intent.get("name") or None), "suggestions": suggestions,
             "confidence": float(confidence) if isinstance(confidence, (int, float)) else None,
             "said_at": datetime.fromtimestamp(candidate.timestamp, timezone.utc)}
 

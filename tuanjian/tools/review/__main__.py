@@ -21,7 +21,7 @@ from tuanjian import settings
 from tuanjian.backend import db
 from tuanjian.backend.review import ReviewService
 from tuanjian.redaction import mask_digit_runs
-from tuanjian.tools.review.export import build_export, nlu_examples, render, messages_in_test_files
+from tuanjian.tools.review.export import build_export, messages_in_test_files, nlu_examples, render
 
 SHOWN = 20  # messages listed per kind of refusal
 
