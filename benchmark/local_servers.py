@@ -53,12 +53,13 @@ class RunningAssistant:
 @contextmanager
 def running_assistant(is_up: Callable[[str], bool], credentials: str | None = None,
                       rasa_env: dict[str, str] | None = None,
-                      sqlite_tracker_store: bool = False) -> Iterator[RunningAssistant]:
+                      sqlite_tracker_store: bool = False, model: Path = MODEL) -> Iterator[RunningAssistant]:
     """Rasa + action server on free ports and a demo database loaded "today";
     yields once `is_up(base URL)` holds. Conversations are kept in memory, or,
     with `sqlite_tracker_store`, in Rasa's SQL store on a SQLite file of their
-    own, as `endpoints.yml` (the embedded default) keeps them."""
-    if not MODEL.exists():
+    own, as `endpoints.yml` (the embedded default) keeps them; the staff
+    page's review inbox reads that file."""
+    if not model.exists():
         raise RuntimeError("train first: scripts/test.sh trains before running pytest")
     rasa_port, action_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="assistant-test-"))
@@ -76,11 +77,13 @@ def running_assistant(is_up: Callable[[str], bool], credentials: str | None = No
     env = dict(os.environ, TUANJIAN_DATABASE_URL=f"sqlite:///{logs / 'demo.db'}",
                ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
                TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE="0")
+    if tracker_db:
+        env["TUANJIAN_TRACKER_STORE_URL"] = f"sqlite:///{tracker_db}"
     subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=ROOT, env=env, check=True)
     base = f"http://127.0.0.1:{rasa_port}"
     commands = [
         ("actions", [sys.executable, "-m", "actions.server", "--port", str(action_port)], env),
-        ("rasa", ["rasa", "run", "--model", str(MODEL), "--port", str(rasa_port), "--endpoints", str(endpoints),
+        ("rasa", ["rasa", "run", "--model", str(model), "--port", str(rasa_port), "--endpoints", str(endpoints),
                   "--credentials", str(logs / "credentials.yml") if credentials is not None else "credentials.yml"],
          {**env, **(rasa_env or {})}),
     ]

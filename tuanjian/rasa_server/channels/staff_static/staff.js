@@ -124,6 +124,7 @@
     w.suggestions.forEach(function (name) {
       var button = el("button", intentLabel(name), "suggest");
       button.type = "button";
+      button.dataset.intent = name;
       button.title = "标注为这个意图";
       button.addEventListener("click", function () { decide(item, { decision: "intent", intent: name }, intentLabel(name)); });
       actions.appendChild(button);
