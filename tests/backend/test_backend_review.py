@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import NOW
 from tuanjian.backend import db
 from tuanjian.backend.models import ReviewMessage
-from tuanjian.backend.review import FIRST_READ_DAYS, MAX_NOTE_CHARS, ReviewService
+from tuanjian.backend.review import FIRST_READ_DAYS, MAX_NOTE_CHARS, Collected, ReviewService
 from tuanjian.backend.rules import DomainError
 
 INTENTS = {"faq_forgot_password", "faq_quit_league", "out_of_scope", "check_transfer_status"}
@@ -101,7 +101,7 @@ def test_collects_what_the_assistant_missed_and_nothing_else(tracker, reviews, s
     tracker.add("rest:c", *started(20), *said(21, "长" * 501, "nlu_fallback", 0.1, "action_suggest_faqs"),
                 *said(22, "🙂", "nlu_fallback", 0.1, "action_suggest_faqs"))
 
-    assert reviews.collect(tracker.engine) == 5
+    assert reviews.collect(tracker.engine).added == 5
     assert stored(sessions) == {
         "团费一个月交多少": ["fallback"],
         "我不想当团员了咋整": ["low_confidence"],
@@ -109,17 +109,17 @@ def test_collects_what_the_assistant_missed_and_nothing_else(tracker, reviews, s
         "没有规则回答我": ["fallback"],
         "我的转接到底卡在哪": ["ticket"],
     }
-    assert reviews.collect(tracker.engine) == 0  # read once
+    assert reviews.collect(tracker.engine).added == 0  # read once
 
 
 def test_reads_on_from_where_it_stopped_and_adds_reasons(tracker, reviews, sessions):
     tracker.add("rest:a", *started(0), *said(1, "我入党了团关系咋办", "faq_quit_league", 0.55))
-    assert reviews.collect(tracker.engine) == 1
+    assert reviews.collect(tracker.engine).added == 1
     # The rating and the ticket come in a later read: the question is in the earlier one.
     tracker.add("rest:a", *said(2, "/rate_answer", "rate_answer", entities=[("rating", "down")]),
                 *said(3, "转人工", "request_human", reply="action_open_ticket", then=[SlotSet("handoff_ticket", 3)]))
     tracker.add("rest:b", *started(4), *said(5, "团费咋交", "nlu_fallback", 0.2, "action_suggest_faqs"))
-    assert reviews.collect(tracker.engine) == 1
+    assert reviews.collect(tracker.engine).added == 1
     assert stored(sessions) == {"我入党了团关系咋办": ["low_confidence", "rated_down", "ticket"],
                                 "团费咋交": ["fallback"]}
 
@@ -128,13 +128,13 @@ def test_the_first_read_goes_back_a_month_only(tracker, sessions, clock):
     old = -(FIRST_READ_DAYS + 1) * 86400
     tracker.add("rest:old", *started(old), *said(old + 1, "很久以前的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
     tracker.add("rest:new", *started(0), *said(1, "最近的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
-    assert ReviewService(sessions, clock).collect(tracker.engine) == 1
+    assert ReviewService(sessions, clock).collect(tracker.engine).added == 1
     assert list(stored(sessions)) == ["最近的问题"]
 
 
 def test_an_empty_or_missing_tracker_store_gives_nothing(tmp_path, reviews, sessions):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'none.db'}", future=True)
-    assert reviews.collect(engine) == 0
+    assert reviews.collect(engine).added == 0
     engine.dispose()
     assert reviews.pending() == {"total": 0, "wordings": []}
 
@@ -177,7 +177,7 @@ def test_a_decided_wording_is_never_shown_again(tracker, reviews, inbox):
     reviews.decide(inbox["團費交多少"]["id"], "dismissed", "li", INTENTS)
     # Another member asks the same, later: it is collected but not shown.
     tracker.add("rest:e", *started(9), *said(10, "团费交多少", "nlu_fallback", 0.2, "action_suggest_faqs"))
-    assert reviews.collect(tracker.engine) == 1
+    assert reviews.collect(tracker.engine).added == 1
     assert "团费交多少" not in [w["text"] for w in reviews.pending()["wordings"]]
     with pytest.raises(DomainError) as error:
         reviews.decide(reviews.pending()["wordings"][0]["id"] + 1, "dismissed", "li", INTENTS)
@@ -241,7 +241,7 @@ def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions
     first.close()
     emptied = Tracker(tmp_path / "emptied.db")
     emptied.add("rest:z", *started(0), *said(1, "新库里的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
-    assert reviews.collect(emptied.engine) == 1
+    assert reviews.collect(emptied.engine).added == 1
     emptied.close()
 
 
@@ -257,3 +257,13 @@ def test_migration_0006_is_the_head_and_downgrades_and_upgrades(connection):
     command.upgrade(config, "head")
     with Session(bind=connection, future=True) as s:
         assert s.execute(select(func.count()).select_from(ReviewMessage)).scalar() == 0
+
+
+def test_a_look_reads_at_most_so_many_events_and_the_next_reads_on(tracker, reviews, sessions):
+    tracker.add("rest:a", *started(0), *said(1, "第一个没听懂的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    tracker.add("rest:b", *started(2), *said(3, "第二个没听懂的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    looks: list[Collected] = []
+    while not looks or looks[-1].unread:
+        looks.append(reviews.collect(tracker.engine, most=4))
+    assert len(looks) > 2 and sum(look.added for look in looks) == 2
+    assert set(stored(sessions)) == {"第一个没听懂的问题", "第二个没听懂的问题"}

@@ -62,6 +62,7 @@ FIRST_READ_DAYS = 30  # the first collection reads the tracker store this far ba
 BATCH_EVENTS = 20_000
 LOOKBACK_EVENTS = 40  # events read before a batch to find the question a rating or ticket is about
 CONTEXT_LINES = 6  # lines of the conversation shown before and after a message
+PAGE_READ_EVENTS = 200_000  # events the staff page reads per look
 
 
 def wording_of(text: str) -> str:
@@ -183,6 +184,12 @@ def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
             "said_at": datetime.fromtimestamp(candidate.timestamp, timezone.utc)}
 
 
+@dataclass(frozen=True)
+class Collected:
+    added: int  # new candidates
+    unread: int  # events of the tracker store not read yet
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
@@ -190,21 +197,24 @@ def _iso(at: datetime | None) -> str | None:
 class ReviewService(TransactionalService):
     # -- collecting -----------------------------------------------------------
 
-    def collect(self, tracker: Engine) -> int:
-        """Read the tracker store's new events; the number of new candidates."""
+    def collect(self, tracker: Engine, most: int | None = None) -> Collected:
+        """Read the tracker store's new events, `most` of them at a time (all by
+        default), so that the staff page's first look at a month of a busy
+        store answers quickly and the next look reads on."""
         if not sa.inspect(tracker).has_table(EVENTS.name):
-            return 0
+            return Collected(0, 0)
         with tracker.connect() as connection:
             newest = connection.execute(select(func.max(EVENTS.c.id))).scalar()
             if newest is None:
-                return 0
+                return Collected(0, 0)
             after = self._cursor(connection, newest)
+            stop = newest if most is None else min(newest, after + most)
             added = 0
-            while after < newest:
-                upto = min(newest, after + BATCH_EVENTS)
+            while after < stop:
+                upto = min(stop, after + BATCH_EVENTS)
                 added += self._store(_read_batch(connection, after, upto), upto)
                 after = upto
-        return added
+        return Collected(added, newest - after)
 
     def _cursor(self, connection: Connection, newest: int) -> int:
         with self._transaction() as s:

@@ -53,7 +53,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuanjian import settings
-from tuanjian.backend.review import ReviewService
+from tuanjian.backend.review import PAGE_READ_EVENTS, ReviewService
 from tuanjian.backend.rules import DomainError
 from tuanjian.backend.tickets import TicketService, reply_text
 from tuanjian.backend.verification import VerificationService
@@ -313,10 +313,9 @@ class StaffInput(InputChannel):
         return _json({**ticket, "resumed": resumed})
 
     async def _review(self) -> HTTPResponse:
-        tracker = self._tracker_engine()
-        await self._call(self.reviews.collect, tracker)
+        collected = await self._call(self.reviews.collect, self._tracker_engine(), PAGE_READ_EVENTS)
         inbox = await self._call(self.reviews.pending)
-        return _json({"total": inbox["total"], "shown": len(inbox["wordings"]),
+        return _json({"total": inbox["total"], "shown": len(inbox["wordings"]), "unread": collected.unread,
                       "groups": _grouped(inbox["wordings"]), "intents": self.intents})
 
     async def _review_message(self, message_id: str) -> HTTPResponse:

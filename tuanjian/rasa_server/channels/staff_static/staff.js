@@ -102,6 +102,7 @@
       $("inbox-empty").hidden = data.total > 0;
       $("inbox-count").textContent = data.total ? "（" + data.total + " 种说法待复核" +
         (data.shown < data.total ? "，显示最新的 " + data.shown + " 种" : "") + "）" : "";
+      if (data.unread > 0) { say("还有较早的对话没有读完，请稍后刷新。", true); }
       data.groups.forEach(function (group) {
         var item = el("li", null, "group");
         var list = el("ol");
