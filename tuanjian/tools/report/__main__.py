@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.out}: {period.first} to {period.last}, {report.conversations} conversations, "
           f"deflection {percent(report.deflection_rate)}, {report.left_after_fallback} left after a fallback, "
           f"fallback {percent(report.fallback_rate)}, "
-          f"{report.tickets} tickets, {len(report.unanswered)} groups of unanswered questions")
+          f"{report.tickets} tickets, {len(report.unanswered)} groups of unanswered questions, "
+          f"{report.review.awaiting if report.review else 0} wordings awaiting review")
     return 0
 
 
