@@ -1,9 +1,10 @@
 """What of a verification turn may be stored."""
 import json
 
+import pytest
 from rasa.shared.core.events import ActiveLoop, UserUttered
 
-from tuanjian.redaction import mask_credentials, redact_events, verification_turns
+from tuanjian.redaction import mask_credentials, mask_digit_runs, redact_events, verification_turns
 
 
 def user(text, intent="inform", entities=()):
@@ -78,3 +79,18 @@ def test_digits_the_normaliser_joins_are_masked_as_it_reads_them():
     assert mask_credentials("+8613812345678 1234") == "+" + "*" * 13 + " ****"
     assert mask_credentials("110105900101123") == "*" * 15
     assert mask_credentials("编号２０１９００１ 1234") == "编号２０１９００１ ****"
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("我的编号12345678查不到", "我的编号********查不到"),
+    ("手机尾号１２３４", "手机尾号****"),                        # full-width
+    ("138 0013 8000", "*** **** ****"),                        # grouped by spaces
+    ("138-0013-8000", "***-****-****"),
+    ("电话 1 3 8 0 0 1 3 8 0 0 0", "电话 * * * * * * * * * * *"),  # one digit at a time
+    ("12\u200b34", "**\u200b**"),                              # an invisible character inside
+    ("我2019年入团", "我****年入团"),                            # a year is masked too: it could be digits
+    ("第3条, 12 点", "第3条, 12 点"),                            # short numbers stay
+    ("1 2 3", "1 2 3"),
+])
+def test_the_inbox_masks_every_number_of_four_digits_or_more(text, shown):
+    assert mask_digit_runs(text) == shown

@@ -83,6 +83,8 @@ def test_duplicates_disagreements_digits_and_unknown_intents_are_not_written(tra
         ("忘记密码了，怎么办", "faq_forgot_password"),   # in the training data already
         ("我想退团", "out_of_scope"),                    # the training data says faq_quit_league
         ("我的编号12345678查不到", "faq_forgot_password"),
+        ("我的编号&#49;&#50;&#51;&#52;&#53;&#54;查不到", "faq_forgot_password"),  # the normaliser reads these
+        ("电话 1 3 8 0 0 1 3 8 0 0 0", "faq_forgot_password"),
         ("老问题", "faq_removed_since"),
         ("[点我](link)", "out_of_scope"),
         ("新的说法", "faq_quit_league"),
@@ -90,7 +92,8 @@ def test_duplicates_disagreements_digits_and_unknown_intents_are_not_written(tra
     ), [], training, set(), INTENTS)
     assert export.already_trained == [("忘记密码了，怎么办", "faq_forgot_password")]
     assert [d[:2] for d in export.disagrees] == [("我想退团", "out_of_scope"), ("新的说法。", "out_of_scope")]
-    assert export.has_digits == ["我的编号12345678查不到"]
+    assert export.has_digits == ["我的编号12345678查不到", "我的编号&#49;&#50;&#51;&#52;&#53;&#54;查不到",
+                                 "电话 1 3 8 0 0 1 3 8 0 0 0"]
     assert export.unknown_intent == [("老问题", "faq_removed_since")]
     assert export.unwritable == ["[点我](link)"]
     assert export.examples == {"faq_quit_league": ["新的说法"]}

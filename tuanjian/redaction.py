@@ -87,17 +87,35 @@ def mask_credentials(text: str) -> str:
     return "".join(parts)
 
 
+# One of these between two digits keeps them one number ("138 0013 8000").
+_DIGIT_JOINERS = frozenset(" -.\u00a0\u3000")
+
+
 def mask_digit_runs(text: str, shortest: int = 4) -> str:
-    """The text with every run of `shortest` or more digits masked (a member
+    """The text with every number of `shortest` or more digits masked (a member
     number, phone digits, an ID number), for people who need the words, not
-    the numbers. Invisible characters inside a run do not split it."""
-    parts = []
-    for in_run, chars in itertools.groupby(text, lambda c: _reads_as_digit(c) or unicodedata.category(c) == "Cf"):
-        run = "".join(chars)
-        if in_run and sum(map(_reads_as_digit, run)) >= shortest:
-            run = "".join(MASK if _reads_as_digit(c) else c for c in run)
-        parts.append(run)
-    return "".join(parts)
+    the numbers. A single space, hyphen or dot between digits, or an invisible
+    character, does not end a number."""
+    chars = list(text)
+    start = 0
+    while start < len(chars):
+        if not _reads_as_digit(chars[start]):
+            start += 1
+            continue
+        end, digits = start, []
+        while end < len(chars):
+            char = chars[end]
+            if _reads_as_digit(char):
+                digits.append(end)
+            elif not (unicodedata.category(char) == "Cf" or
+                      (char in _DIGIT_JOINERS and end + 1 < len(chars) and _reads_as_digit(chars[end + 1]))):
+                break
+            end += 1
+        if len(digits) >= shortest:
+            for index in digits:
+                chars[index] = MASK
+        start = end
+    return "".join(chars)
 
 
 def verification_turns(events: Iterable[dict[str, Any]]) -> set[int]:

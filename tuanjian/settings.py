@@ -168,9 +168,10 @@ def staff_tokens() -> dict[str, str]:
     tokens = {SHARED_STAFF_NAME: token} if (token := staff_api_token()) else {}
     for entry in (_get(STAFF_API_TOKENS) or "").replace(",", " ").split():
         name, _, token = entry.partition(":")
-        if not STAFF_NAME.fullmatch(name) or len(token) < 16 or name in tokens:
+        if not STAFF_NAME.fullmatch(name) or len(token) < 16 or name in tokens or token in tokens.values():
             raise ValueError(f"{STAFF_API_TOKENS}: each entry is name:token, a unique name of "
-                             f"1-32 letters, digits or ._- and a token of at least 16 characters")
+                             f"1-32 letters, digits or ._- and a token of at least 16 characters "
+                             f"that no one else has")
         tokens[name] = token
     return tokens
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW
 from tuanjian.backend import db
@@ -173,15 +173,17 @@ def test_a_decision_is_stored_with_who_and_when_for_the_whole_wording(reviews, i
     assert reviews.labelled() == [{"text": "密码找不回来了", "intent": "faq_forgot_password", "decided_at": clock()}]
 
 
-def test_a_decided_wording_is_never_shown_again(tracker, reviews, inbox):
+def test_a_decided_wording_is_never_shown_again(tracker, reviews, inbox, sessions):
     reviews.decide(inbox["團費交多少"]["id"], "dismissed", "li", INTENTS)
     # Another member asks the same, later: it is collected but not shown.
     tracker.add("rest:e", *started(9), *said(10, "团费交多少", "nlu_fallback", 0.2, "action_suggest_faqs"))
     assert reviews.collect(tracker.engine).added == 1
     assert "团费交多少" not in [w["text"] for w in reviews.pending()["wordings"]]
+    with sessions() as s:
+        later = s.execute(select(ReviewMessage.id).where(ReviewMessage.text == "团费交多少")).scalar_one()
     with pytest.raises(DomainError) as error:
-        reviews.decide(reviews.pending()["wordings"][0]["id"] + 1, "dismissed", "li", INTENTS)
-    assert error.value.code in ("already_decided", "unknown_message")
+        reviews.decide(later, "intent", "li", INTENTS, label="out_of_scope")
+    assert error.value.code == "already_decided"
 
 
 @pytest.mark.parametrize("decision, label, note, code", [
@@ -239,9 +241,16 @@ def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions
     reviews = ReviewService(sessions, clock)
     reviews.collect(first.engine)
     first.close()
-    emptied = Tracker(tmp_path / "emptied.db")
+    # The same file emptied and written again: its ids start over, below the cursor.
+    (tmp_path / "first.db").unlink()
+    emptied = Tracker(tmp_path / "first.db")
     emptied.add("rest:z", *started(0), *said(1, "新库里的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
     assert reviews.collect(emptied.engine).added == 1
+    # Later messages, with ids past where the old store's cursor stood, are read too.
+    for n in range(8):
+        emptied.add(f"rest:y{n}", *started(10 + n), *said(10.5 + n, f"后来的问题{n}", "nlu_fallback", 0.1,
+                                                          "action_suggest_faqs"))
+    assert reviews.collect(emptied.engine).added == 8
     emptied.close()
 
 
@@ -267,3 +276,36 @@ def test_a_look_reads_at_most_so_many_events_and_the_next_reads_on(tracker, revi
         looks.append(reviews.collect(tracker.engine, most=4))
     assert len(looks) > 2 and sum(look.added for look in looks) == 2
     assert set(stored(sessions)) == {"第一个没听懂的问题", "第二个没听懂的问题"}
+
+
+def test_nul_characters_and_lone_surrogates_are_left_out(tracker, reviews, sessions):
+    # REST takes both in JSON ("\u0000", "\ud800"); PostgreSQL refuses NUL, and no encoder a lone surrogate.
+    tracker.add("rest:a", *started(0), *said(1, "团费\x00怎么交", "nlu_fallback", 0.1, "action_suggest_faqs"),
+                *said(2, "\ud800团员证明", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    assert reviews.collect(tracker.engine).added == 2
+    assert set(stored(sessions)) == {"团费怎么交", "团员证明"}
+
+
+def test_slots_a_new_session_carries_over_are_no_ticket(tracker, reviews, sessions):
+    tracker.add("rest:a", *started(0), *said(1, "密码忘了", "faq_forgot_password", 0.99),
+                ActionExecuted("action_session_start", timestamp=T0 + 5), SessionStarted(timestamp=T0 + 5),
+                SlotSet("handoff_ticket", 7, timestamp=T0 + 5), ActionExecuted("action_listen", timestamp=T0 + 5))
+    assert reviews.collect(tracker.engine).added == 0
+
+
+def test_whatever_the_look_size_a_message_to_staff_or_a_form_answer_is_no_candidate(tracker, tmp_path, clock):
+    tracker.add("rest:a", *started(0),
+                *said(1, "在吗在吗", "nlu_fallback", 0.2, reply="action_handoff_pending"),
+                *said(2, "12345678", "nlu_fallback", 0.3, reply="verification_form"),
+                *said(3, "团费怎么交", "nlu_fallback", 0.2, "action_suggest_faqs"))
+    with tracker.engine.connect() as connection:
+        events = connection.execute(select(func.count()).select_from(sa.table("events"))).scalar()
+    for most in range(1, events + 1):
+        engine = db.make_engine(f"sqlite:///{tmp_path / f'backend{most}.db'}")
+        db.migrate(engine)
+        factory = sessionmaker(bind=engine, future=True)
+        reviews = ReviewService(factory, clock)
+        while reviews.collect(tracker.engine, most=most).unread:
+            pass
+        assert list(stored(factory)) == ["团费怎么交"], most
+        engine.dispose()

@@ -49,6 +49,10 @@ def label_in_the_browser(browser, base):
     expect.set_options(timeout=TIMEOUT_MS)
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
+    # The page counts what the reviewer does: every click, and every choice in a list.
+    page.add_init_script("window.reviewerActions = 0;"
+                         "['click', 'change'].forEach(function (kind) {"
+                         "  document.addEventListener(kind, function () { window.reviewerActions++; }, true); });")
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{base}/webhooks/staff/")
@@ -59,17 +63,17 @@ def label_in_the_browser(browser, base):
     for text, intent in MISSES:
         item = page.locator("li.wording").filter(has=page.get_by_text(text, exact=True))
         expect(item).to_have_count(1)
+        before = page.evaluate("window.reviewerActions")
         suggestion = item.locator(f'button.suggest[data-intent="{intent}"]')
         if suggestion.count():
             suggestion.click()
-            clicks[text] = 1
         elif intent == "out_of_scope":
             item.get_by_role("button", name="超出范围").click()
-            clicks[text] = 1
         else:
-            item.locator("select").select_option(intent)  # open the list, pick the intent
-            clicks[text] = 2
+            item.locator("select").click()  # open the list
+            item.locator("select").select_option(intent)  # pick the intent
         expect(item).to_have_count(0)  # decided: gone from the inbox
+        clicks[text] = page.evaluate("window.reviewerActions") - before
     context.close()
     return clicks, errors
 
@@ -81,7 +85,7 @@ def test_ten_labelled_misses_are_answered_after_export_and_retraining(assistant,
 
     clicks, errors = label_in_the_browser(browser, assistant.base)
     assert errors == []
-    assert len(clicks) == 10 and max(clicks.values()) <= 2
+    assert len(clicks) == 10 and 1 <= min(clicks.values()) and max(clicks.values()) <= 2, clicks
     inbox = requests.get(f"{assistant.base}/webhooks/staff/review",
                          headers={"Authorization": f"Bearer {STAFF_TOKEN}"}, timeout=30).json()
     shown = {w["text"] for group in inbox["groups"] for w in group["wordings"]}

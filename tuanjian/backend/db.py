@@ -24,7 +24,8 @@ _sessionmaker: sessionmaker | None = None
 def make_engine(url: str | None = None) -> Engine:
     """A new engine; applications use get_engine(), tests build their own."""
     url = url or settings.database_url()
-    kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
+    # hide_parameters: a failed statement is logged without the members' text it carried.
+    kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True, "hide_parameters": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 2}
         kwargs.update(settings.database_pool())

@@ -19,6 +19,8 @@ again. A refused decision raises DomainError and stores nothing.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +31,23 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from tuanjian.backend.db import TransactionalService, insert_missing
+from tuanjian.backend.db import TransactionalService, insert_missing, upsert
 from tuanjian.backend.models import REVIEW_DECISIONS, ReviewCursor, ReviewMessage
 from tuanjian.backend.rules import DomainError
 from tuanjian.domain_names import (
     ACTION_HANDOFF_PENDING,
     DESTINATION_FORM,
+    FAQ_PREFIX,
     HANDOFF_TICKET,
     NLU_FALLBACK,
     VERIFICATION_FORM,
 )
 from tuanjian.text import normalize
 from tuanjian.tracker_events import ACTION, EVENTS, SLOT, USER, entity_value, event_data
+
+logger = logging.getLogger(__name__)
 
 REASONS = ("fallback", "low_confidence", "rated_down", "ticket")
 # Under this confidence an answer is worth a look, although it cleared the
@@ -53,16 +58,34 @@ NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_t
                            RATING_INTENT, "request_human", "not_helpful"})
 FALLBACK_ACTIONS = frozenset({"action_suggest_faqs", "action_default_fallback"})
 FORMS = frozenset({VERIFICATION_FORM, DESTINATION_FORM})
+SESSION_START = "action_session_start"
 MAX_TEXT_CHARS = 500  # longer messages are not kept: they are no training examples
 MAX_NOTE_CHARS = 500
 MAX_WHO_CHARS = 64
 SUGGESTIONS = 3
-CURSOR = "tracker"
 FIRST_READ_DAYS = 30  # the first collection reads the tracker store this far back
 BATCH_EVENTS = 20_000
 LOOKBACK_EVENTS = 40  # events read before a batch to find the question a rating or ticket is about
+LOOKAHEAD_EVENTS = 500  # events read past a batch to find the replies to its last messages
+# Each look reads again this many events before where the last one stopped:
+# on PostgreSQL a turn may commit after a later id was read (inserts are idempotent).
+REREAD_EVENTS = 2_000
 CONTEXT_LINES = 6  # lines of the conversation shown before and after a message
 PAGE_READ_EVENTS = 200_000  # events the staff page reads per look
+
+
+# Intents a reviewer may give besides the FAQs: the questions a member asks.
+# Not the ones that steer the dialogue (inform, affirm, deny, stop, restart,
+# unbind, rate_answer …): an example for them makes a phrase restart a
+# conversation or unbind a member.
+LABELS_BEYOND_FAQS = ("out_of_scope", "check_transfer_status", "start_destination_guide", "request_human",
+                      "ask_contact", "ask_wait_time", "bot_challenge", "greet", "goodbye", "thank")
+
+
+def labels(domain_intents: Iterable[str]) -> list[str]:
+    """The domain's intents a reviewer may give, in the domain's order."""
+    return [intent for intent in domain_intents
+            if intent.startswith(FAQ_PREFIX) or intent in LABELS_BEYOND_FAQS]
 
 
 def wording_of(text: str) -> str:
@@ -107,12 +130,18 @@ def _replies(rows: Sequence[Any]) -> list[str | None]:
     return replies
 
 
-def _walk(rows: Sequence[Any], walk: _Walk) -> _Walk:
-    """Find one sender's candidates in its events (in id order)."""
+def _walk(rows: Sequence[Any], walk: _Walk, upto: int | None = None) -> _Walk:
+    """Find one sender's candidates in its events (in id order); events after
+    `upto` only tell what answered the ones before."""
+    action = None
     for row, reply in zip(rows, _replies(rows), strict=True):
-        if row.type_name == USER:
+        if upto is not None and row.id > upto:
+            break
+        if row.type_name == ACTION:
+            action = row.action_name
+        elif row.type_name == USER:
             _user_event(row, reply, walk)
-        elif row.type_name == SLOT:
+        elif row.type_name == SLOT and action != SESSION_START:  # a new session carries the old slots over
             data = event_data(row.data)
             if data.get("name") == HANDOFF_TICKET and data.get("value") is not None:
                 _add(walk, walk.question(), "ticket")
@@ -155,7 +184,9 @@ def _rows(connection: Connection, where: Any, order: Sequence[Any], limit: int |
 
 
 def _read_batch(connection: Connection, after: int, upto: int) -> list[_Candidate]:
-    rows = _rows(connection, EVENTS.c.id.between(after + 1, upto), (EVENTS.c.sender_id, EVENTS.c.id))
+    # Read a little past the batch: the reply to its last messages may be there.
+    rows = _rows(connection, EVENTS.c.id.between(after + 1, upto + LOOKAHEAD_EVENTS),
+                 (EVENTS.c.sender_id, EVENTS.c.id))
     found: list[_Candidate] = []
     for sender, events in groupby(rows, key=lambda row: row.sender_id):
         def earlier(sender: str = sender) -> _Candidate | None:
@@ -164,12 +195,19 @@ def _read_batch(connection: Connection, after: int, upto: int) -> list[_Candidat
                            (EVENTS.c.id.desc(),), LOOKBACK_EVENTS)
             return _walk(before[::-1], _Walk()).last_question
 
-        found.extend(_walk(list(events), _Walk(earlier=earlier)).candidates.values())
+        found.extend(_walk(list(events), _Walk(earlier=earlier), upto).candidates.values())
     return found
 
 
+def _printable(text: str) -> str:
+    """The text without control characters and lone surrogates (PostgreSQL
+    refuses NUL, and no encoder takes a lone surrogate); line breaks become spaces."""
+    return "".join(" " if c in "\r\n\t" else c for c in text
+                   if c in "\r\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
+
+
 def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
-    text = str(candidate.data.get("text") or "").strip()
+    text = _printable(str(candidate.data.get("text") or "")).strip()
     wording = wording_of(text)
     if not wording or len(text) > MAX_TEXT_CHARS:
         return None
@@ -179,9 +217,16 @@ def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
     confidence = intent.get("confidence")
     suggestions = [name for name in ranking if name and name != NLU_FALLBACK][:SUGGESTIONS]
     return {"text": text, "wording": wording[:600], "reasons": ",".join(sorted(candidate.reasons)),
-            "intent": (intent.get("name") or None), "suggestions": suggestions,
+            "intent": _printable(str(intent.get("name") or ""))[:64] or None,
+            "suggestions": [_printable(str(name))[:64] for name in suggestions],
             "confidence": float(confidence) if isinstance(confidence, (int, float)) else None,
             "said_at": datetime.fromtimestamp(candidate.timestamp, timezone.utc)}
+
+
+def _cursor_name(tracker: Engine) -> str:
+    """One cursor per tracker store (the report may read another one than the page)."""
+    url = tracker.url.render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -207,26 +252,32 @@ class ReviewService(TransactionalService):
             newest = connection.execute(select(func.max(EVENTS.c.id))).scalar()
             if newest is None:
                 return Collected(0, 0)
-            after = self._cursor(connection, newest)
-            stop = newest if most is None else min(newest, after + most)
+            cursor = _cursor_name(tracker)
+            resume, known = self._cursor(connection, cursor, newest)
+            after = max(0, resume - REREAD_EVENTS) if known else resume
+            stop = newest if most is None else min(newest, resume + most)
             added = 0
             while after < stop:
                 upto = min(stop, after + BATCH_EVENTS)
-                added += self._store(_read_batch(connection, after, upto), upto)
+                added += self._store(_read_batch(connection, after, upto), cursor, upto)
                 after = upto
         return Collected(added, newest - after)
 
-    def _cursor(self, connection: Connection, newest: int) -> int:
+    def _cursor(self, connection: Connection, cursor: str, newest: int) -> tuple[int, bool]:
+        """Where the last look stopped, and whether there was one."""
         with self._transaction() as s:
-            last = s.execute(select(ReviewCursor.last_event_id).where(ReviewCursor.name == CURSOR)).scalar()
+            last = s.execute(select(ReviewCursor.last_event_id).where(ReviewCursor.name == cursor)).scalar()
         if last is not None and last <= newest:
-            return cast("int", last)
+            return cast("int", last), True
         # First read, or the tracker store was emptied since: start FIRST_READ_DAYS back.
         since = (self.clock() - timedelta(days=FIRST_READ_DAYS)).timestamp()
         first = connection.execute(select(func.min(EVENTS.c.id)).where(EVENTS.c.timestamp >= since)).scalar()
-        return (first - 1) if first is not None else newest
+        start = (first - 1) if first is not None else newest
+        with self._transaction() as s:
+            upsert(s, ReviewCursor, {"name": cursor}, {"last_event_id": start})
+        return cast("int", start), False
 
-    def _store(self, candidates: Iterable[_Candidate], upto: int) -> int:
+    def _store(self, candidates: Iterable[_Candidate], cursor: str, upto: int) -> int:
         added = 0
         with self._transaction() as s:
             for candidate in candidates:
@@ -238,11 +289,16 @@ class ReviewService(TransactionalService):
                     added += 1
                     continue
                 stored = s.execute(select(ReviewMessage).filter_by(**key).with_for_update()).scalar_one()
+                if stored.text != values["text"]:
+                    # The tracker store was emptied and its ids used again: another message.
+                    logger.warning("review: event %s of a conversation holds another message now; not kept",
+                                   candidate.event_id)
+                    continue
                 stored.reasons = ",".join(sorted(set(stored.reasons.split(",")) | candidate.reasons))
             # Another replica may have read further meanwhile: the cursor only moves on.
-            s.execute(update(ReviewCursor).where(ReviewCursor.name == CURSOR, ReviewCursor.last_event_id < upto)
+            s.execute(update(ReviewCursor).where(ReviewCursor.name == cursor, ReviewCursor.last_event_id < upto)
                       .values(last_event_id=upto))
-            insert_missing(s, ReviewCursor, {"name": CURSOR}, {"last_event_id": upto})
+            insert_missing(s, ReviewCursor, {"name": cursor}, {"last_event_id": upto})
         return added
 
     # -- the inbox ------------------------------------------------------------
@@ -252,8 +308,7 @@ class ReviewService(TransactionalService):
         each wording's newest message (its id is what a decision names) and
         how many messages share it."""
         with self._transaction() as s:
-            decided = select(ReviewMessage.wording).where(ReviewMessage.decision.is_not(None))
-            undecided = sa.and_(ReviewMessage.decision.is_(None), ReviewMessage.wording.not_in(decided))
+            undecided = _undecided()
             total = s.execute(select(func.count(func.distinct(ReviewMessage.wording))).where(undecided)).scalar()
             newest = (select(ReviewMessage.wording, func.max(ReviewMessage.id).label("id"),
                              func.count().label("count"))
@@ -310,17 +365,21 @@ class ReviewService(TransactionalService):
             raise DomainError("bad_reviewer", f"reviewer must be 1-{MAX_WHO_CHARS} characters")
         now = self.clock()
         with self._transaction() as s:
-            message = _message(s, message_id, lock=True)
-            done = select(ReviewMessage.id).where(ReviewMessage.wording == message.wording,
-                                                  ReviewMessage.decision.is_not(None))
-            if message.decision is not None or s.execute(done.limit(1)).first() is not None:
+            wording = _message(s, message_id).wording
+            # Every row of the wording, locked in one order: two reviewers deciding
+            # it at once take turns (PostgreSQL), and the second finds it decided.
+            rows = s.execute(select(ReviewMessage.decision).where(ReviewMessage.wording == wording)
+                             .order_by(ReviewMessage.id).with_for_update()).scalars().all()
+            if any(decision is not None for decision in rows):
                 raise DomainError("already_decided", f"message {message_id} (or its wording) is decided")
             decided = s.execute(
                 update(ReviewMessage)
-                .where(ReviewMessage.wording == message.wording, ReviewMessage.decision.is_(None))
+                .where(ReviewMessage.wording == wording, ReviewMessage.decision.is_(None))
                 .values(decision=decision, label=label if decision == "intent" else None, note=note,
                         decided_by=who, decided_at=now)
                 .execution_options(synchronize_session=False)).rowcount
+            if not decided:  # SQLite takes no row locks: another reviewer was first
+                raise DomainError("already_decided", f"message {message_id} (or its wording) is decided")
         return {"id": message_id, "decision": decision, "label": label if decision == "intent" else None,
                 "note": note, "decided_by": who, "decided_at": _iso(now), "messages": decided}
 
@@ -352,10 +411,8 @@ class ReviewService(TransactionalService):
     def figures(self, start: datetime, end: datetime) -> dict[str, Any]:
         """For the report: wordings awaiting review now, and the decisions made in [start, end)."""
         with self._transaction() as s:
-            decided = select(ReviewMessage.wording).where(ReviewMessage.decision.is_not(None))
             awaiting = s.execute(select(func.count(func.distinct(ReviewMessage.wording)))
-                                 .where(ReviewMessage.decision.is_(None),
-                                        ReviewMessage.wording.not_in(decided))).scalar() or 0
+                                 .where(_undecided())).scalar() or 0
             rows = s.execute(select(ReviewMessage.decision, ReviewMessage.label,
                                     func.count(func.distinct(ReviewMessage.wording)))
                              .where(ReviewMessage.decided_at >= start, ReviewMessage.decided_at < end)
@@ -367,8 +424,15 @@ class ReviewService(TransactionalService):
                 "dismissed": sum(c for d, _, c in rows if d == "dismissed")}
 
 
-def _message(s: Session, message_id: int, lock: bool = False) -> ReviewMessage:
-    message = s.get(ReviewMessage, message_id, with_for_update=lock or None)
+def _undecided() -> Any:
+    """A message no one has decided, whose wording no one has decided either."""
+    decided = aliased(ReviewMessage)
+    return sa.and_(ReviewMessage.decision.is_(None),
+                   ~sa.exists().where(decided.wording == ReviewMessage.wording, decided.decision.is_not(None)))
+
+
+def _message(s: Session, message_id: int) -> ReviewMessage:
+    message = s.get(ReviewMessage, message_id)
     if message is None:
         raise DomainError("unknown_message", f"no message {message_id}")
     return cast("ReviewMessage", message)

@@ -34,6 +34,7 @@ Refusals are JSON {"error": code, "reason": text}; a refused request stores noth
 import asyncio
 import functools
 import hmac
+import html
 import inspect
 import json
 import logging
@@ -53,13 +54,12 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuanjian import settings
-from tuanjian.backend.review import PAGE_READ_EVENTS, ReviewService
+from tuanjian.backend.review import PAGE_READ_EVENTS, ReviewService, labels
 from tuanjian.backend.rules import DomainError
 from tuanjian.backend.tickets import TicketService, reply_text
 from tuanjian.backend.verification import VerificationService
 from tuanjian.conversation_ids import conversation_id, split_conversation_id
 from tuanjian.domain_names import HANDOFF_TICKET as HANDOFF_SLOT
-from tuanjian.domain_names import NLU_FALLBACK
 from tuanjian.rasa_server.channels.guard import JSON_HEADERS, domain_text, json_error
 from tuanjian.rasa_server.channels.static_pages import add_page_routes
 from tuanjian.rasa_server.channels.web_session import HEADER as SESSION_HEADER
@@ -320,9 +320,9 @@ class StaffInput(InputChannel):
 
     async def _review_message(self, message_id: str) -> HTTPResponse:
         message = await self._call(self.reviews.get, _id(message_id, "unknown_message"), self._tracker_engine())
-        message["text"] = mask_digit_runs(message["text"])
+        message["text"] = for_staff(message["text"])
         for line in message["conversation"]:
-            line["text"] = mask_digit_runs(line["text"])
+            line["text"] = for_staff(line["text"])
         return _json(message)
 
     async def _decide(self, request: Request, message_id: str) -> HTTPResponse:
@@ -336,7 +336,7 @@ class StaffInput(InputChannel):
     def _tracker_engine(self) -> sa.engine.Engine:
         if not isinstance(self._tracker, sa.engine.Engine):
             self._tracker = sa.create_engine(self._tracker or settings.tracker_url(), future=True,
-                                             pool_pre_ping=True)
+                                             pool_pre_ping=True, hide_parameters=True)
         return self._tracker
 
     def _wechat(self) -> Any:
@@ -355,13 +355,18 @@ def _id(raw: str, unknown: str) -> int:
     return int(raw)
 
 
+def for_staff(text: str) -> str:
+    """A member's text as the inbox shows it: HTML escapes read, numbers masked."""
+    return mask_digit_runs(html.unescape(text))
+
+
 def _labels(domain: Domain | None) -> list[dict[str, str | None]]:
-    """The intents a reviewer may give, with their titles where the domain has one."""
+    """The intents a reviewer may give (review.labels), with their titles where the domain has one."""
     if domain is None:
         return []
     titles = {name[len(TOPIC_PREFIX):]: domain_text(domain, name) for name in domain.responses
               if name.startswith(TOPIC_PREFIX)}
-    return [{"name": intent, "title": titles.get(intent)} for intent in domain.intents if intent != NLU_FALLBACK]
+    return [{"name": intent, "title": titles.get(intent)} for intent in labels(domain.intents)]
 
 
 def _grouped(wordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -374,7 +379,7 @@ def _grouped(wordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for group in group_questions([Question(text, at[text]) for text in by_text]):
         members = sorted((by_text[text] for text, _ in group.variants), key=lambda w: w["said_at"], reverse=True)
         groups.append({"size": sum(w["count"] for w in members),
-                       "wordings": [{**w, "text": mask_digit_runs(w["text"])} for w in members]})
+                       "wordings": [{**w, "text": for_staff(w["text"])} for w in members]})
     groups.sort(key=lambda g: g["wordings"][0]["said_at"], reverse=True)
     return groups
 

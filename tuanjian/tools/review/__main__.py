@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from tuanjian import settings
 from tuanjian.backend import db
-from tuanjian.backend.review import ReviewService
+from tuanjian.backend.review import ReviewService, labels
 from tuanjian.redaction import mask_digit_runs
 from tuanjian.tools.review.export import build_export, messages_in_test_files, nlu_examples, render
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     training_files = [p for p in sorted(args.data.rglob("*.yml")) if p.resolve() != out]
     reviewed = nlu_examples([out]) if out.is_file() else []
     export = build_export(labelled, reviewed, nlu_examples(training_files), messages_in_test_files(args.tests),
-                          set(Domain.load(str(args.domain)).intents))
+                          set(labels(Domain.load(str(args.domain)).intents)))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(export), "utf-8")
     total = sum(len(texts) for texts in export.examples.values())
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     _list("not written, the training data or another decision says otherwise (settle it in data/nlu)",
           [f"{t} (labelled {i}, elsewhere {other})" for t, i, other in export.disagrees])
     _list("not written, four or more digits (a number) in the text", [mask_digit_runs(t) for t in export.has_digits])
-    _list("not written, the intent is not in the domain", [f"{i}: {t}" for t, i in export.unknown_intent])
+    _list("not written, the intent is not one a reviewer may give (or left the domain)",
+          [f"{i}: {t}" for t, i in export.unknown_intent])
     _list("not written, reads as an entity annotation or a button", export.unwritable)
     _list("new topics (add an intent and examples by hand)",
           [f"{t['note']} ({t['decided_by']}): {mask_digit_runs(t['text'])}" for t in new_topics])

@@ -9,7 +9,8 @@ assistant's normaliser reads it. A message is not written when
   another: the two disagree, and a person must settle it in data/nlu);
 - it holds a run of four or more digits (a member number, phone digits): no
   member's number goes into the repository;
-- its intent is no longer in the domain.
+- its intent is not one a reviewer may give (tuanjian.backend.review.labels),
+  or has left the domain.
 The file is rewritten whole, sorted, so exporting twice changes nothing.
 """
 from __future__ import annotations
@@ -113,7 +114,7 @@ def build_export(labelled: Iterable[dict[str, Any]], reviewed: Iterable[tuple[st
                 export.already_trained.append((text, intent))
             else:
                 export.disagrees.append((text, intent, ", ".join(sorted(trained[wording]))))
-        elif mask_digit_runs(text) != text:
+        elif mask_digit_runs(text) != text or mask_digit_runs(normalize(text)) != normalize(text):
             export.has_digits.append(text)
         elif intent not in intents:
             export.unknown_intent.append((text, intent))
