@@ -96,7 +96,7 @@ def test_every_literal_domain_name_in_python_is_in_the_domain(domain):
 def test_the_names_module_matches_the_domain(domain):
     intents = set(domain.intents) | {domain_names.NLU_FALLBACK}
     slots = {slot.name for slot in domain.slots}
-    for name in domain_names.QUESTION_INTENTS:
+    for name in (*domain_names.QUESTION_INTENTS, *domain_names.REVIEW_LABELS):
         assert name in intents, name
     for name in (domain_names.HANDOFF_TICKET, *domain_names.GUIDE_SLOTS):
         assert name in slots, name

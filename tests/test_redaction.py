@@ -86,6 +86,10 @@ def test_digits_the_normaliser_joins_are_masked_as_it_reads_them():
     ("手机尾号１２３４", "手机尾号****"),                        # full-width
     ("138 0013 8000", "*** **** ****"),                        # grouped by spaces
     ("138-0013-8000", "***-****-****"),
+    ("138 - 0013", "*** - ****"),
+    ("138\uff0d0013\uff0d8000", "***\uff0d****\uff0d****"),     # full-width hyphens
+    ("138\u202f0013\u20078000", "***\u202f****\u2007****"),     # narrow and figure spaces
+    ("2019/06/15", "****/**/**"),
     ("电话 1 3 8 0 0 1 3 8 0 0 0", "电话 * * * * * * * * * * *"),  # one digit at a time
     ("12\u200b34", "**\u200b**"),                              # an invisible character inside
     ("我2019年入团", "我****年入团"),                            # a year is masked too: it could be digits

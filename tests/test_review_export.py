@@ -114,9 +114,9 @@ def test_the_file_is_rasa_nlu_yaml_normalised_sorted_and_stable(tmp_path, traini
 
 def decide(session, event_id, text, decision, label=None, note=None):
     now = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    session.add(ReviewMessage(event_id=event_id, sender_id="rest:x", text=text, wording=text, reasons="fallback",
-                              suggestions=[], said_at=now, decision=decision, label=label, note=note,
-                              decided_by="wang", decided_at=now))
+    session.add(ReviewMessage(store="test", event_id=event_id, sender_id="rest:x", text=text, wording=text,
+                              reasons="fallback", suggestions=[], said_at=now, decision=decision, label=label,
+                              note=note, decided_by="wang", decided_at=now))
 
 
 def test_the_command_writes_the_file_and_says_what_it_refused(tmp_path):

@@ -13,6 +13,12 @@ NLU_FALLBACK = "nlu_fallback"  # FallbackClassifier's intent, not declared in th
 QUESTION_INTENTS = ("request_human", "goodbye", "greet", "bot_challenge", "thank", "stop",
                     "start_destination_guide", "check_transfer_status", "ask_contact", "ask_wait_time")
 FAQ_PREFIX = "faq_"
+# What a reviewer may label a missed message with besides the FAQs: the
+# questions a member asks. Not the intents that steer a dialogue (inform,
+# affirm, deny, stop, restart, unbind, rate_answer …): an example for them
+# would make a phrase restart a conversation or unbind a member.
+REVIEW_LABELS = ("out_of_scope", "check_transfer_status", "start_destination_guide", "request_human",
+                 "ask_contact", "ask_wait_time", "bot_challenge", "greet", "goodbye", "thank")
 
 # Slots
 HANDOFF_TICKET = "handoff_ticket"  # set while a person has the conversation

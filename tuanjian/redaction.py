@@ -87,15 +87,34 @@ def mask_credentials(text: str) -> str:
     return "".join(parts)
 
 
-# One of these between two digits keeps them one number ("138 0013 8000").
-_DIGIT_JOINERS = frozenset(" -.\u00a0\u3000")
+# Between two digits, one space, dash or one of these keeps them one number
+# ("138 0013 8000", "138－0013－8000", "2019/06").
+_DIGIT_JOINERS = frozenset("./,")
+
+
+def _joins_digits(char: str) -> bool:
+    plain = unicodedata.normalize("NFKC", char)
+    return (plain in _DIGIT_JOINERS or unicodedata.category(char) in ("Zs", "Pd")
+            or unicodedata.category(plain[:1] or char) in ("Zs", "Pd"))
+
+
+def _next_is_digit(chars: list[str], index: int, joiners: int = 2) -> bool:
+    """Whether a digit follows from `index`, after invisible characters and
+    at most `joiners` more spaces or dashes ("138 - 0013")."""
+    while index < len(chars) and not _reads_as_digit(chars[index]):
+        if unicodedata.category(chars[index]) != "Cf":
+            if joiners == 0 or not _joins_digits(chars[index]):
+                return False
+            joiners -= 1
+        index += 1
+    return index < len(chars)
 
 
 def mask_digit_runs(text: str, shortest: int = 4) -> str:
     """The text with every number of `shortest` or more digits masked (a member
     number, phone digits, an ID number), for people who need the words, not
-    the numbers. A single space, hyphen or dot between digits, or an invisible
-    character, does not end a number."""
+    the numbers. A single space, dash, dot, slash or comma between digits, or
+    an invisible character, does not end a number."""
     chars = list(text)
     start = 0
     while start < len(chars):
@@ -108,7 +127,7 @@ def mask_digit_runs(text: str, shortest: int = 4) -> str:
             if _reads_as_digit(char):
                 digits.append(end)
             elif not (unicodedata.category(char) == "Cf" or
-                      (char in _DIGIT_JOINERS and end + 1 < len(chars) and _reads_as_digit(chars[end + 1]))):
+                      (_joins_digits(char) and _next_is_digit(chars, end + 1))):
                 break
             end += 1
         if len(digits) >= shortest:

@@ -30,6 +30,11 @@ def _converter() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+def without_markup(text: str) -> str:
+    """HTML escapes read and tags replaced by a space, as the classifier reads a message."""
+    return _TAG.sub(" ", html.unescape(text))
+
+
 def normalize(text: str, emoji_words: Mapping[str, str] | None = None) -> str:
     """Return the canonical form of a member's message ('' if it has no words).
 
@@ -37,8 +42,7 @@ def normalize(text: str, emoji_words: Mapping[str, str] | None = None) -> str:
     """
     if not text:
         return ""
-    text = html.unescape(text)
-    text = _TAG.sub(" ", text)
+    text = without_markup(text)
     for symbol, word in (emoji_words or {}).items():
         text = text.replace(symbol, f" {word} ")
     text = emoji.replace_emoji(text, replace=" ")

@@ -2,6 +2,8 @@
 store (written by Rasa's own SQLTrackerStore), decisions and what they refuse,
 on every test database."""
 import asyncio
+import json
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -14,10 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW
-from tuanjian.backend import db
+from tuanjian.backend import db, review
 from tuanjian.backend.models import ReviewMessage
 from tuanjian.backend.review import FIRST_READ_DAYS, MAX_NOTE_CHARS, Collected, ReviewService
 from tuanjian.backend.rules import DomainError
+from tuanjian.tracker_events import EVENTS
 
 INTENTS = {"faq_forgot_password", "faq_quit_league", "out_of_scope", "check_transfer_status"}
 T0 = NOW.timestamp() - 3600
@@ -235,7 +238,8 @@ def test_figures_count_wordings_awaiting_and_decided_in_the_range(reviews, inbox
     assert reviews.figures(clock() + timedelta(days=1), clock() + timedelta(days=2))["labelled"] == {}
 
 
-def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions, clock):
+def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions, clock, monkeypatch):
+    monkeypatch.setattr(review, "REREAD_EVENTS", 0)  # only the reset reads them
     first = Tracker(tmp_path / "first.db")
     first.add("rest:a", *started(0), *[e for n in range(5) for e in said(1 + n, f"问题{n}", "faq_quit_league", 0.99)])
     reviews = ReviewService(sessions, clock)
@@ -252,6 +256,35 @@ def test_a_tracker_store_emptied_since_is_read_from_its_start(tmp_path, sessions
                                                           "action_suggest_faqs"))
     assert reviews.collect(emptied.engine).added == 8
     emptied.close()
+
+
+def test_a_turn_committed_after_a_later_one_was_read_is_read_on_the_next_look(tracker, reviews, sessions):
+    tracker.add("rest:a", *started(0), *said(1, "先到的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    with tracker.engine.begin() as connection:
+        first = connection.execute(select(func.max(EVENTS.c.id))).scalar()
+        # Another conversation's turn took ids first+1 .. first+4 but commits late; first+5 is in.
+        connection.execute(EVENTS.insert().values(id=first + 5, sender_id="rest:c", type_name="action",
+                                                  timestamp=T0 + 3, action_name="action_listen", data="{}"))
+    assert reviews.collect(tracker.engine).added == 1
+    late = said(2, "晚到的问题", "nlu_fallback", 0.1, "action_suggest_faqs")
+    with tracker.engine.begin() as connection:
+        for offset, event in zip((1, 2), late[:2], strict=True):
+            connection.execute(EVENTS.insert().values(
+                id=first + offset, sender_id="rest:b", type_name=event.type_name, timestamp=event.timestamp,
+                intent_name=getattr(event, "intent_name", None), action_name=getattr(event, "action_name", None),
+                data=json.dumps(event.as_dict())))
+    assert reviews.collect(tracker.engine).added == 1
+    assert set(stored(sessions)) == {"先到的问题", "晚到的问题"}
+
+
+def test_each_tracker_store_has_its_own_cursor(tmp_path, reviews, sessions):
+    stores = [Tracker(tmp_path / f"{name}.db") for name in ("a", "b")]
+    for n, store in enumerate(stores):
+        store.add("rest:x", *started(0), *said(1, f"库{n}的问题", "nlu_fallback", 0.1, "action_suggest_faqs"))
+    assert [reviews.collect(store.engine).added for store in stores] == [1, 1]
+    assert [reviews.collect(store.engine).added for store in stores] == [0, 0]
+    for store in stores:
+        store.close()
 
 
 def test_migration_0006_is_the_head_and_downgrades_and_upgrades(connection):
@@ -309,3 +342,32 @@ def test_whatever_the_look_size_a_message_to_staff_or_a_form_answer_is_no_candid
             pass
         assert list(stored(factory)) == ["团费怎么交"], most
         engine.dispose()
+
+
+def test_two_reviewers_at_once_on_sqlite_one_wins_the_other_gets_409(tmp_path, clock):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'backend.db'}")
+    db.migrate(engine)
+    factory = sessionmaker(bind=engine, future=True)
+    reviews = ReviewService(factory, clock)
+    with factory() as s, s.begin():
+        rows = [ReviewMessage(store="test", event_id=k, sender_id=f"rest:{k}", text="同一个问题", wording="同一个问题",
+                              reasons="fallback", suggestions=[], said_at=clock()) for k in range(2)]
+        s.add_all(rows)
+        s.flush()
+        ids = [row.id for row in rows]
+    start, results = threading.Barrier(2), list[object]()
+
+    def decide(number):
+        start.wait()
+        try:
+            results.append(reviews.decide(number, "dismissed", f"staff{number}", INTENTS))
+        except DomainError as error:
+            results.append(error.code)
+    threads = [threading.Thread(target=decide, args=(number,)) for number in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    engine.dispose()
+    assert sorted(map(str, results))[0] == "already_decided" and len(results) == 2
+    assert sum(isinstance(r, dict) and r["messages"] == 2 for r in results) == 1

@@ -50,8 +50,9 @@ def test_two_reviewers_deciding_one_wording_at_once_one_wins_the_other_gets_409(
     now = datetime(2024, 6, 15, tzinfo=timezone.utc)
     for n in range(ROUNDS):
         with committed() as s, s.begin():
-            rows = [ReviewMessage(event_id=2 * n + k, sender_id=f"rest:{k}", text=f"问题{n}", wording=f"问题{n}",
-                                  reasons="fallback", suggestions=[], said_at=now) for k in (0, 1)]
+            rows = [ReviewMessage(store="test", event_id=2 * n + k, sender_id=f"rest:{k}", text=f"问题{n}",
+                                  wording=f"问题{n}", reasons="fallback", suggestions=[], said_at=now)
+                    for k in (0, 1)]
             s.add_all(rows)
             s.flush()
             ids = [row.id for row in rows]

@@ -140,6 +140,8 @@ def test_transcript_times_may_be_datetimes_and_question_none(desk, clock):
     (None, "bad_text"),
     (["x"], "bad_text"),
     ("字" * (MAX_REPLY_CHARS + 1), "text_too_long"),
+    ("您好\x00", "bad_text"),     # PostgreSQL refuses NUL
+    ("您好\ud800", "bad_text"),   # a lone surrogate has no encoding
 ])
 def test_refused_replies_write_nothing(desk, sessions, text, code):
     ticket_id = open_one(desk)
@@ -164,6 +166,12 @@ def test_unknown_tickets_are_refused(desk, sessions, ticket_id):
             operation()
         assert error.value.code == "unknown_ticket"
     assert counts(sessions) == (1, 0, 0)
+
+
+def test_a_member_message_is_kept_without_its_control_characters(desk):
+    ticket_id = open_one(desk)
+    desk.add_member_message(ticket_id, "在\x00吗\ud800\n还在等")
+    assert desk.get(ticket_id)["messages"][0]["text"] == "在吗\n还在等"
 
 
 def test_member_messages_need_text(desk, sessions):

@@ -277,12 +277,13 @@ class ReviewMessage(Base):
 
     __tablename__ = "review_messages"
     __table_args__ = (
-        UniqueConstraint("sender_id", "event_id", name="uq_review_messages_sender_id_event_id"),
+        UniqueConstraint("store", "sender_id", "event_id", name="uq_review_messages_store_sender_id_event_id"),
         Index("ix_review_messages_decision_said_at", "decision", "said_at"),
     )
 
     id = Column(Integer, primary_key=True)
-    event_id = Column(Integer, nullable=False)  # the user event's id in the tracker store
+    store = Column(String(32), nullable=False)  # which tracker store (review._store_name)
+    event_id = Column(Integer, nullable=False)  # the user event's id in that tracker store
     sender_id = Column(String(255), nullable=False)
     text = Column(Text, nullable=False)  # as the tracker store keeps it (verification digits masked)
     wording = Column(String(600), nullable=False, index=True)  # the normalised text: one decision per wording

@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, aliased
 
-from tuanjian.backend.db import TransactionalService, insert_missing, upsert
+from tuanjian.backend.db import TransactionalService, insert_missing
 from tuanjian.backend.models import REVIEW_DECISIONS, ReviewCursor, ReviewMessage
 from tuanjian.backend.rules import DomainError
 from tuanjian.domain_names import (
@@ -42,6 +42,7 @@ from tuanjian.domain_names import (
     FAQ_PREFIX,
     HANDOFF_TICKET,
     NLU_FALLBACK,
+    REVIEW_LABELS,
     VERIFICATION_FORM,
 )
 from tuanjian.text import normalize
@@ -74,18 +75,10 @@ CONTEXT_LINES = 6  # lines of the conversation shown before and after a message
 PAGE_READ_EVENTS = 200_000  # events the staff page reads per look
 
 
-# Intents a reviewer may give besides the FAQs: the questions a member asks.
-# Not the ones that steer the dialogue (inform, affirm, deny, stop, restart,
-# unbind, rate_answer …): an example for them makes a phrase restart a
-# conversation or unbind a member.
-LABELS_BEYOND_FAQS = ("out_of_scope", "check_transfer_status", "start_destination_guide", "request_human",
-                      "ask_contact", "ask_wait_time", "bot_challenge", "greet", "goodbye", "thank")
-
-
 def labels(domain_intents: Iterable[str]) -> list[str]:
     """The domain's intents a reviewer may give, in the domain's order."""
     return [intent for intent in domain_intents
-            if intent.startswith(FAQ_PREFIX) or intent in LABELS_BEYOND_FAQS]
+            if intent.startswith(FAQ_PREFIX) or intent in REVIEW_LABELS]
 
 
 def wording_of(text: str) -> str:
@@ -141,7 +134,7 @@ def _walk(rows: Sequence[Any], walk: _Walk, upto: int | None = None) -> _Walk:
             action = row.action_name
         elif row.type_name == USER:
             _user_event(row, reply, walk)
-        elif row.type_name == SLOT and action != SESSION_START:  # a new session carries the old slots over
+        elif row.type_name == SLOT and action not in (None, SESSION_START):  # a new session carries slots over
             data = event_data(row.data)
             if data.get("name") == HANDOFF_TICKET and data.get("value") is not None:
                 _add(walk, walk.question(), "ticket")
@@ -223,8 +216,9 @@ def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
             "said_at": datetime.fromtimestamp(candidate.timestamp, timezone.utc)}
 
 
-def _cursor_name(tracker: Engine) -> str:
-    """One cursor per tracker store (the report may read another one than the page)."""
+def _store_name(tracker: Engine) -> str:
+    """Which tracker store: each has its own cursor and event ids (the report
+    may read another one than the staff page)."""
     url = tracker.url.render_as_string(hide_password=True)
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
 
@@ -248,12 +242,14 @@ class ReviewService(TransactionalService):
         store answers quickly and the next look reads on."""
         if not sa.inspect(tracker).has_table(EVENTS.name):
             return Collected(0, 0)
+        cursor = _store_name(tracker)
+        with self._transaction() as s:  # read before the newest id: another look may move it meanwhile
+            last = s.execute(select(ReviewCursor.last_event_id).where(ReviewCursor.name == cursor)).scalar()
         with tracker.connect() as connection:
             newest = connection.execute(select(func.max(EVENTS.c.id))).scalar()
             if newest is None:
                 return Collected(0, 0)
-            cursor = _cursor_name(tracker)
-            resume, known = self._cursor(connection, cursor, newest)
+            resume, known = self._start(connection, cursor, last, newest)
             after = max(0, resume - REREAD_EVENTS) if known else resume
             stop = newest if most is None else min(newest, resume + most)
             added = 0
@@ -263,38 +259,48 @@ class ReviewService(TransactionalService):
                 after = upto
         return Collected(added, newest - after)
 
-    def _cursor(self, connection: Connection, cursor: str, newest: int) -> tuple[int, bool]:
-        """Where the last look stopped, and whether there was one."""
-        with self._transaction() as s:
-            last = s.execute(select(ReviewCursor.last_event_id).where(ReviewCursor.name == cursor)).scalar()
+    def _start(self, connection: Connection, cursor: str, last: int | None, newest: int) -> tuple[int, bool]:
+        """Where to read on from, and whether a look stopped there before."""
         if last is not None and last <= newest:
-            return cast("int", last), True
+            return last, True
         # First read, or the tracker store was emptied since: start FIRST_READ_DAYS back.
         since = (self.clock() - timedelta(days=FIRST_READ_DAYS)).timestamp()
         first = connection.execute(select(func.min(EVENTS.c.id)).where(EVENTS.c.timestamp >= since)).scalar()
         start = (first - 1) if first is not None else newest
         with self._transaction() as s:
-            upsert(s, ReviewCursor, {"name": cursor}, {"last_event_id": start})
+            if last is None:
+                insert_missing(s, ReviewCursor, {"name": cursor}, {"last_event_id": start})
+            else:  # set back, unless another look has moved it meanwhile
+                s.execute(update(ReviewCursor).where(ReviewCursor.name == cursor, ReviewCursor.last_event_id == last)
+                          .values(last_event_id=start))
         return cast("int", start), False
 
     def _store(self, candidates: Iterable[_Candidate], cursor: str, upto: int) -> int:
         added = 0
+        grown: dict[int, str] = {}  # message id -> its reasons, now more
         with self._transaction() as s:
             for candidate in candidates:
                 values = _message_values(candidate)
                 if values is None:
                     continue
-                key = {"sender_id": candidate.sender_id, "event_id": candidate.event_id}
+                key = {"store": cursor, "sender_id": candidate.sender_id, "event_id": candidate.event_id}
                 if insert_missing(s, ReviewMessage, key, values):
                     added += 1
                     continue
-                stored = s.execute(select(ReviewMessage).filter_by(**key).with_for_update()).scalar_one()
-                if stored.text != values["text"]:
+                number, text, reasons = s.execute(select(ReviewMessage.id, ReviewMessage.text, ReviewMessage.reasons)
+                                                  .filter_by(**key)).one()
+                if text != values["text"]:
                     # The tracker store was emptied and its ids used again: another message.
                     logger.warning("review: event %s of a conversation holds another message now; not kept",
                                    candidate.event_id)
                     continue
-                stored.reasons = ",".join(sorted(set(stored.reasons.split(",")) | candidate.reasons))
+                merged = ",".join(sorted(set(reasons.split(",")) | candidate.reasons))
+                if merged != reasons:
+                    grown[number] = merged
+            # In id order, as decide() locks rows: the two cannot deadlock.
+            for number in sorted(grown):
+                s.execute(update(ReviewMessage).where(ReviewMessage.id == number).values(reasons=grown[number])
+                          .execution_options(synchronize_session=False))
             # Another replica may have read further meanwhile: the cursor only moves on.
             s.execute(update(ReviewCursor).where(ReviewCursor.name == cursor, ReviewCursor.last_event_id < upto)
                       .values(last_event_id=upto))
@@ -357,6 +363,8 @@ class ReviewService(TransactionalService):
         if note is not None and not isinstance(note, str):
             raise DomainError("bad_note", "note must be a string")
         note = (note or "").strip() or None
+        if note is not None and _printable(note.replace("\n", " ")) != note.replace("\n", " "):
+            raise DomainError("bad_note", "note holds control characters")
         if note is not None and len(note) > MAX_NOTE_CHARS:
             raise DomainError("note_too_long", f"note is {len(note)} characters, at most {MAX_NOTE_CHARS}")
         if decision == "new_topic" and note is None:
@@ -365,6 +373,7 @@ class ReviewService(TransactionalService):
             raise DomainError("bad_reviewer", f"reviewer must be 1-{MAX_WHO_CHARS} characters")
         now = self.clock()
         with self._transaction() as s:
+            _take_the_write_lock(s)
             wording = _message(s, message_id).wording
             # Every row of the wording, locked in one order: two reviewers deciding
             # it at once take turns (PostgreSQL), and the second finds it decided.
@@ -422,6 +431,15 @@ class ReviewService(TransactionalService):
                 "labelled": dict(sorted(per_intent.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "new_topics": sum(c for d, _, c in rows if d == "new_topic"),
                 "dismissed": sum(c for d, _, c in rows if d == "dismissed")}
+
+
+def _take_the_write_lock(s: Session) -> None:
+    """On SQLite, take the database's write lock first: a second reviewer then
+    waits for the first (up to the busy timeout) and finds the wording decided,
+    rather than failing its write with "database is locked". PostgreSQL locks
+    the rows instead (FOR UPDATE)."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(update(ReviewCursor).where(sa.false()).values(last_event_id=ReviewCursor.last_event_id))
 
 
 def _undecided() -> Any:

@@ -10,6 +10,7 @@ A refused operation raises DomainError(code) and writes nothing.
 """
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any, cast
 
@@ -66,7 +67,9 @@ class TicketService(TransactionalService):
             return _open_ticket_id(s, channel, sender_id)
 
     def add_member_message(self, ticket_id: int, text: str) -> None:
-        """What the member wrote while the ticket is open."""
+        """What the member wrote while the ticket is open (control characters left out)."""
+        if isinstance(text, str):
+            text = "".join(c for c in text if not _control(c))
         text = _text(text, MAX_MEMBER_CHARS)
         now = self.clock()
         with self._transaction() as s:
@@ -180,6 +183,12 @@ def reply_text(text: Any) -> str:
     return _text(text, MAX_REPLY_CHARS)
 
 
+def _control(char: str) -> bool:
+    """A control character (not a line break or tab) or a lone surrogate: PostgreSQL
+    refuses NUL, and no encoder takes a lone surrogate."""
+    return unicodedata.category(char) in ("Cc", "Cs") and char not in "\n\t\r"
+
+
 def _text(text: Any, limit: int) -> str:
     if not isinstance(text, str):
         raise DomainError("bad_text", "text must be a string")
@@ -188,6 +197,8 @@ def _text(text: Any, limit: int) -> str:
         raise DomainError("empty_text", "text is empty")
     if len(text) > limit:
         raise DomainError("text_too_long", f"text is {len(text)} characters, at most {limit}")
+    if any(map(_control, text)):
+        raise DomainError("bad_text", "text holds control characters")
     return cast("str", text)
 
 

@@ -58,7 +58,9 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         # Rasa's engine hands out pooled connections unchecked: after the
         # database restarts, the first turn on each stale one would fail.
         stale = self.engine
-        self.engine = create_engine(stale.url, pool_pre_ping=True, **create_engine_kwargs(stale.url))
+        # hide_parameters: a failed insert is logged without the member's message.
+        self.engine = create_engine(stale.url, pool_pre_ping=True, hide_parameters=True,
+                                    **create_engine_kwargs(stale.url))
         self.sessionmaker.configure(bind=self.engine)
         stale.dispose()
         self._recent: OrderedDict[str, _Read] = OrderedDict()

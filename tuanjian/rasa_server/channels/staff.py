@@ -34,7 +34,6 @@ Refusals are JSON {"error": code, "reason": text}; a refused request stores noth
 import asyncio
 import functools
 import hmac
-import html
 import inspect
 import json
 import logging
@@ -67,6 +66,7 @@ from tuanjian.rasa_server.channels.web_session import WebSessions, open_session_
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, split_text
 from tuanjian.redaction import mask_digit_runs
+from tuanjian.text import without_markup
 
 logger = logging.getLogger(__name__)
 
@@ -315,12 +315,15 @@ class StaffInput(InputChannel):
     async def _review(self) -> HTTPResponse:
         collected = await self._call(self.reviews.collect, self._tracker_engine(), PAGE_READ_EVENTS)
         inbox = await self._call(self.reviews.pending)
+        for wording in inbox["wordings"]:
+            wording["suggestions"] = self._offered(wording["suggestions"])
         return _json({"total": inbox["total"], "shown": len(inbox["wordings"]), "unread": collected.unread,
                       "groups": _grouped(inbox["wordings"]), "intents": self.intents})
 
     async def _review_message(self, message_id: str) -> HTTPResponse:
         message = await self._call(self.reviews.get, _id(message_id, "unknown_message"), self._tracker_engine())
         message["text"] = for_staff(message["text"])
+        message["suggestions"] = self._offered(message["suggestions"])
         for line in message["conversation"]:
             line["text"] = for_staff(line["text"])
         return _json(message)
@@ -332,6 +335,11 @@ class StaffInput(InputChannel):
             self.reviews.decide, number, body.get("decision"), request.ctx.staff,
             {str(intent["name"]) for intent in self.intents}, label=body.get("intent"), note=body.get("note")))
         return _json(decided, 201)
+
+    def _offered(self, suggestions: list[str]) -> list[str]:
+        """The assistant's guesses a reviewer may give (not inform, restart …)."""
+        allowed = {intent["name"] for intent in self.intents}
+        return [name for name in suggestions if name in allowed]
 
     def _tracker_engine(self) -> sa.engine.Engine:
         if not isinstance(self._tracker, sa.engine.Engine):
@@ -356,8 +364,9 @@ def _id(raw: str, unknown: str) -> int:
 
 
 def for_staff(text: str) -> str:
-    """A member's text as the inbox shows it: HTML escapes read, numbers masked."""
-    return mask_digit_runs(html.unescape(text))
+    """A member's text as the inbox shows it: as the assistant read it (HTML
+    escapes read, tags left out), numbers masked."""
+    return mask_digit_runs(without_markup(text))
 
 
 def _labels(domain: Domain | None) -> list[dict[str, str | None]]:

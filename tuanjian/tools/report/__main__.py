@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tuanjian.tools.report: {exc}", file=sys.stderr)
         return 2
-    tracker = sa.create_engine(args.tracker_db, future=True)
+    tracker = sa.create_engine(args.tracker_db, future=True, hide_parameters=True)
     backend = db.make_engine(args.backend_db) if args.backend_db else db.get_engine()
     try:
         problem = _check_tracker(tracker, args.tracker_db)

@@ -17,6 +17,7 @@ def upgrade() -> None:
     op.create_table(
         "review_messages",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("store", sa.String(32), nullable=False),
         sa.Column("event_id", sa.Integer(), nullable=False),
         sa.Column("sender_id", sa.String(255), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
@@ -33,7 +34,7 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(64), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_review_messages")),
-        sa.UniqueConstraint("sender_id", "event_id", name="uq_review_messages_sender_id_event_id"),
+        sa.UniqueConstraint("store", "sender_id", "event_id", name="uq_review_messages_store_sender_id_event_id"),
     )
     op.create_index("ix_review_messages_decision_said_at", "review_messages", ["decision", "said_at"])
     op.create_index(op.f("ix_review_messages_wording"), "review_messages", ["wording"])
