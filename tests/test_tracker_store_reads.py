@@ -77,9 +77,31 @@ def test_only_new_rows_are_read(db, monkeypatch):
     monkeypatch.setattr(tracker_store, "deserialise_events", counted)
     add(replica, "web:b", turn(5))
     read(replica, "web:b")
-    # The rows saved since the last read (the turn before's four, then this
-    # turn's four), never the whole conversation's 24.
-    assert deserialised == [4, 4]
+    # What this process wrote it kept as it wrote it: no row to read back.
+    assert deserialised == [0, 0]
+    # Another replica's turn: its four rows are read, never the whole conversation's 28.
+    add(store(db), "web:b", turn(6))
+    assert read(replica, "web:b") == as_rasa_reads(db, "web:b")
+    assert deserialised[-1] == 4
+
+
+def test_saving_a_kept_conversation_counts_no_rows(db, monkeypatch):
+    replica = store(db)
+    add(replica, "web:c", turn(0))
+    counts: list[str] = []
+    original = SQLTrackerStore._additional_events
+
+    def counting(self, session, tracker):
+        counts.append(tracker.sender_id)
+        return original(self, session, tracker)
+
+    monkeypatch.setattr(SQLTrackerStore, "_additional_events", counting)
+    for number in range(1, 4):
+        add(replica, "web:c", turn(number))
+    assert counts == []  # Rasa's count of the session's rows, not run again
+    assert read(replica, "web:c") == as_rasa_reads(db, "web:c")
+    add(store(db), "web:new", turn(0))  # a conversation it has not read: Rasa's way
+    assert counts == ["web:new"]
 
 
 def test_a_new_session_is_read_alone(db):

@@ -15,9 +15,11 @@ lately and reads only the rows added since. That is exact because every
 writer of a conversation (its turns, the help desk closing a ticket, a retried
 message) holds the conversation's lock, so a conversation's rows are committed
 in the order of their ids; rows are only ever added, never changed. A count
-of the session's rows (Rasa's own query, which its save runs too) guards that:
-when it differs from what was kept plus what was read, the session is read
-whole.
+of the session's rows (Rasa's own query) guards that: when it differs from
+what was kept plus what was read, the session is read whole. Saving a turn
+of a kept conversation does not count the rows again (Rasa's save does): the
+turn's read, under the same lock, has just counted them; the rows written are
+kept as well, so the next turn of this process reads none back.
 """
 import json
 from collections import OrderedDict
@@ -90,8 +92,37 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self._recent.popitem(last=False)
         return DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
 
-    def _additional_events(self, session, tracker: DialogueStateTracker) -> Iterator[Event]:
-        new: list[Event] = list(super()._additional_events(session, tracker))
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Rasa's save, told how many rows the session holds when this process
+        read them this turn (under the conversation's lock: no one else wrote
+        since), instead of counting them again; what it writes is kept too."""
+        await self.stream_events(tracker)
+        known = self._recent.get(tracker.sender_id)
+        with self.session_scope() as session:
+            new = list(self._additional_events(session, tracker, len(known.events) if known else None))
+            rows = [self._row(tracker.sender_id, event) for event in new]
+            session.add_all(rows)
+            session.flush()
+            last_id = rows[-1].id if rows else None
+            session.commit()
+        if known is not None and last_id is not None:
+            if any(isinstance(event, SessionStarted) for event in new):
+                self._recent.pop(tracker.sender_id, None)  # a new session: read it whole next time
+            else:
+                self._recent[tracker.sender_id] = _Read(last_id, known.events + new)
+
+    def _row(self, sender_id: str, event: Event) -> Any:
+        data = event.as_dict()
+        return self.SQLEvent(sender_id=sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
+                             intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
+                             action_name=data.get("name"), data=json.dumps(data))
+
+    def _additional_events(self, session, tracker: DialogueStateTracker,
+                           stored: int | None = None) -> Iterator[Event]:
+        if stored is None:
+            new: list[Event] = list(super()._additional_events(session, tracker))
+        else:
+            new = list(tracker.events)[stored:]
         if not new:
             return iter(())
         # Whether a message was a verification turn depends on the form being
