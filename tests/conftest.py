@@ -121,6 +121,18 @@ def fresh_postgres_schema(prefix: str) -> Iterator[Engine]:
         admin.dispose()
 
 
+@contextmanager
+def committed_postgres(prefix: str) -> Iterator[Engine]:
+    """A fresh schema for tests that commit in several connections at once:
+    skipped without PostgreSQL, an error when TUANJIAN_REQUIRE_POSTGRES=1."""
+    if not _postgres_reachable():
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable")
+        pytest.skip("PostgreSQL is not reachable (the summary line says so)")
+    with fresh_postgres_schema(prefix) as engine:
+        yield engine
+
+
 @pytest.fixture
 def connection(database):
     with database.connect() as connection:

@@ -30,6 +30,12 @@ def _converter() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+def is_control(char: str) -> bool:
+    """A control character (line breaks and tabs included) or a lone surrogate:
+    PostgreSQL refuses NUL, and no encoder takes a lone surrogate."""
+    return unicodedata.category(char) in ("Cc", "Cs")
+
+
 def without_markup(text: str) -> str:
     """HTML escapes read and tags replaced by a space, as the classifier reads a message."""
     return _TAG.sub(" ", html.unescape(text))

@@ -24,6 +24,12 @@ EVENTS = sa.Table(
 USER, BOT, ACTION, SLOT, SESSION_STARTED = "user", "bot", "action", "slot", "session_started"
 
 
+def tracker_engine(url: str) -> sa.engine.Engine:
+    """An engine that reads the tracker store (the report, the review inbox);
+    a failed statement is logged without the members' text it carried."""
+    return sa.create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
+
+
 def event_data(data: str | None) -> dict[str, Any]:
     """A stored event's JSON ({} when it is missing or unreadable)."""
     try:

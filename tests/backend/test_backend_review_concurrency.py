@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from tests.backend.test_backend_review import Tracker, said, started
-from tests.conftest import NOW, POSTGRES_URL, REQUIRE_POSTGRES, FakeClock, _postgres_reachable, fresh_postgres_schema
+from tests.conftest import NOW, FakeClock, committed_postgres
 from tuanjian.backend.models import ReviewMessage
 from tuanjian.backend.review import ReviewService
 from tuanjian.backend.rules import DomainError
@@ -18,11 +18,7 @@ ROUNDS = 10
 
 @pytest.fixture
 def committed():
-    if not _postgres_reachable():
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable")
-        pytest.skip("PostgreSQL is not reachable (the summary line says so)")
-    with fresh_postgres_schema("tuanjian_review") as engine:
+    with committed_postgres("tuanjian_review") as engine:
         yield sessionmaker(bind=engine, future=True)
 
 

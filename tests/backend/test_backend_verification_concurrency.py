@@ -7,14 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from tests.conftest import (
-    NOW,
-    POSTGRES_URL,
-    REQUIRE_POSTGRES,
-    FakeClock,
-    _postgres_reachable,
-    fresh_postgres_schema,
-)
+from tests.conftest import NOW, FakeClock, committed_postgres
 from tuanjian.backend.demo import load_demo
 from tuanjian.backend.models import VerificationThrottle
 from tuanjian.backend.verification import Conversation, VerificationService
@@ -23,11 +16,7 @@ from tuanjian.backend.verification import Conversation, VerificationService
 @pytest.fixture
 def committed():
     """A freshly migrated PostgreSQL schema with the demo data, committed."""
-    if not _postgres_reachable():
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"TUANJIAN_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_URL} is not reachable")
-        pytest.skip("PostgreSQL is not reachable (the summary line says so)")
-    with fresh_postgres_schema("tuanjian_concurrency") as engine:
+    with committed_postgres("tuanjian_concurrency") as engine:
         factory = sessionmaker(bind=engine, future=True)
         with factory() as session, session.begin():
             load_demo(session, NOW)

@@ -45,7 +45,7 @@ from tuanjian.domain_names import (
     REVIEW_LABELS,
     VERIFICATION_FORM,
 )
-from tuanjian.text import normalize
+from tuanjian.text import is_control, normalize
 from tuanjian.tracker_events import ACTION, EVENTS, SLOT, USER, entity_value, event_data
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ LOW_CONFIDENCE = 0.7
 RATING_INTENT = "rate_answer"
 NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_text_message", "stop",
                            RATING_INTENT, "request_human", "not_helpful"})
+# Replies that answer nothing: the suggestions after nlu_fallback, and Rasa's
+# fallback when no rule applies (the report counts them as falling back too).
 FALLBACK_ACTIONS = frozenset({"action_suggest_faqs", "action_default_fallback"})
 FORMS = frozenset({VERIFICATION_FORM, DESTINATION_FORM})
 SESSION_START = "action_session_start"
@@ -193,10 +195,8 @@ def _read_batch(connection: Connection, after: int, upto: int) -> list[_Candidat
 
 
 def _printable(text: str) -> str:
-    """The text without control characters and lone surrogates (PostgreSQL
-    refuses NUL, and no encoder takes a lone surrogate); line breaks become spaces."""
-    return "".join(" " if c in "\r\n\t" else c for c in text
-                   if c in "\r\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
+    """The text without control characters and lone surrogates; line breaks and tabs become spaces."""
+    return "".join(" " if c in "\r\n\t" else c for c in text if c in "\r\n\t" or not is_control(c))
 
 
 def _message_values(candidate: _Candidate) -> dict[str, Any] | None:
@@ -315,7 +315,7 @@ class ReviewService(TransactionalService):
         how many messages share it."""
         with self._transaction() as s:
             undecided = _undecided()
-            total = s.execute(select(func.count(func.distinct(ReviewMessage.wording))).where(undecided)).scalar()
+            total = _awaiting(s)
             newest = (select(ReviewMessage.wording, func.max(ReviewMessage.id).label("id"),
                              func.count().label("count"))
                       .where(undecided).group_by(ReviewMessage.wording).subquery())
@@ -325,7 +325,7 @@ class ReviewService(TransactionalService):
             reasons = self._reasons_of(s, [message.wording for message, _ in rows])
             wordings = [{**_summary(message), "count": count, "reasons": reasons.get(message.wording, [])}
                         for message, count in rows]
-        return {"total": total or 0, "wordings": wordings}
+        return {"total": total, "wordings": wordings}
 
     @staticmethod
     def _reasons_of(s: Session, wordings: Sequence[str]) -> dict[str, list[str]]:
@@ -363,7 +363,7 @@ class ReviewService(TransactionalService):
         if note is not None and not isinstance(note, str):
             raise DomainError("bad_note", "note must be a string")
         note = (note or "").strip() or None
-        if note is not None and _printable(note.replace("\n", " ")) != note.replace("\n", " "):
+        if note is not None and any(is_control(c) and c != "\n" for c in note):
             raise DomainError("bad_note", "note holds control characters")
         if note is not None and len(note) > MAX_NOTE_CHARS:
             raise DomainError("note_too_long", f"note is {len(note)} characters, at most {MAX_NOTE_CHARS}")
@@ -397,18 +397,12 @@ class ReviewService(TransactionalService):
     def labelled(self) -> list[dict[str, Any]]:
         """Every wording given an intent: {"text", "intent", "decided_at"}, oldest decision first."""
         with self._transaction() as s:
-            rows = s.execute(select(ReviewMessage.wording, ReviewMessage.text, ReviewMessage.label,
+            rows = s.execute(select(func.min(ReviewMessage.text), ReviewMessage.label,
                                     func.min(ReviewMessage.decided_at))
                              .where(ReviewMessage.decision == "intent")
-                             .group_by(ReviewMessage.wording, ReviewMessage.text, ReviewMessage.label)
+                             .group_by(ReviewMessage.wording, ReviewMessage.label)
                              .order_by(func.min(ReviewMessage.decided_at), ReviewMessage.wording)).all()
-        seen: set[tuple[str, str]] = set()
-        labelled = []
-        for wording, text, label, at in rows:
-            if (wording, label) not in seen:
-                seen.add((wording, label))
-                labelled.append({"text": text, "intent": label, "decided_at": at})
-        return labelled
+        return [{"text": text, "intent": label, "decided_at": at} for text, label, at in rows]
 
     def new_topics(self) -> list[dict[str, Any]]:
         with self._transaction() as s:
@@ -420,8 +414,7 @@ class ReviewService(TransactionalService):
     def figures(self, start: datetime, end: datetime) -> dict[str, Any]:
         """For the report: wordings awaiting review now, and the decisions made in [start, end)."""
         with self._transaction() as s:
-            awaiting = s.execute(select(func.count(func.distinct(ReviewMessage.wording)))
-                                 .where(_undecided())).scalar() or 0
+            awaiting = _awaiting(s)
             rows = s.execute(select(ReviewMessage.decision, ReviewMessage.label,
                                     func.count(func.distinct(ReviewMessage.wording)))
                              .where(ReviewMessage.decided_at >= start, ReviewMessage.decided_at < end)
@@ -447,6 +440,11 @@ def _undecided() -> Any:
     decided = aliased(ReviewMessage)
     return sa.and_(ReviewMessage.decision.is_(None),
                    ~sa.exists().where(decided.wording == ReviewMessage.wording, decided.decision.is_not(None)))
+
+
+def _awaiting(s: Session) -> int:
+    """How many wordings await review."""
+    return int(s.execute(select(func.count(func.distinct(ReviewMessage.wording))).where(_undecided())).scalar() or 0)
 
 
 def _message(s: Session, message_id: int) -> ReviewMessage:

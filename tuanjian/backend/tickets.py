@@ -10,7 +10,6 @@ A refused operation raises DomainError(code) and writes nothing.
 """
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from tuanjian.backend.db import TransactionalService
 from tuanjian.backend.models import RATING_VALUES, TICKET_REASONS, Rating, Ticket, TicketMessage
 from tuanjian.backend.rules import DomainError
+from tuanjian.text import is_control
 
 MAX_REPLY_CHARS = 2000  # a staff reply, after stripping
 MAX_MEMBER_CHARS = 10_000  # what the REST channel accepts
@@ -184,9 +184,8 @@ def reply_text(text: Any) -> str:
 
 
 def _control(char: str) -> bool:
-    """A control character (not a line break or tab) or a lone surrogate: PostgreSQL
-    refuses NUL, and no encoder takes a lone surrogate."""
-    return unicodedata.category(char) in ("Cc", "Cs") and char not in "\n\t\r"
+    """A control character other than a line break or tab, or a lone surrogate."""
+    return is_control(char) and char not in "\n\t\r"
 
 
 def _text(text: Any, limit: int) -> str:

@@ -67,6 +67,7 @@ from tuanjian.rasa_server.channels.wechat_client import customer_service_client,
 from tuanjian.rasa_server.channels.wechat_render import MAX_TEXT_BYTES, split_text
 from tuanjian.redaction import mask_digit_runs
 from tuanjian.text import without_markup
+from tuanjian.tracker_events import tracker_engine
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class StaffInput(InputChannel):
             domain = Domain.load(str(domain))
         self.reply_prefix: str | None = domain_text(domain, PREFIX_RESPONSE)
         self.intents = _labels(domain)
+        self.label_names = frozenset(str(intent["name"]) for intent in self.intents)
         if not self.tokens:
             logger.warning("staff API not configured (%s missing): answering 503", settings.STAFF_API_TOKEN)
 
@@ -333,18 +335,16 @@ class StaffInput(InputChannel):
         body = _json_body(request)
         decided = await self._call(functools.partial(
             self.reviews.decide, number, body.get("decision"), request.ctx.staff,
-            {str(intent["name"]) for intent in self.intents}, label=body.get("intent"), note=body.get("note")))
+            self.label_names, label=body.get("intent"), note=body.get("note")))
         return _json(decided, 201)
 
     def _offered(self, suggestions: list[str]) -> list[str]:
         """The assistant's guesses a reviewer may give (not inform, restart …)."""
-        allowed = {intent["name"] for intent in self.intents}
-        return [name for name in suggestions if name in allowed]
+        return [name for name in suggestions if name in self.label_names]
 
     def _tracker_engine(self) -> sa.engine.Engine:
         if not isinstance(self._tracker, sa.engine.Engine):
-            self._tracker = sa.create_engine(self._tracker or settings.tracker_url(), future=True,
-                                             pool_pre_ping=True, hide_parameters=True)
+            self._tracker = tracker_engine(self._tracker or settings.tracker_url())
         return self._tracker
 
     def _wechat(self) -> Any:

@@ -20,7 +20,7 @@ from tuanjian import settings
 from tuanjian.backend import db
 from tuanjian.tools.report.render import faq_titles, percent, render_html
 from tuanjian.tools.report.report import DEFAULT_THRESHOLD, DEFAULT_TIMEZONE, build_report, period_from_args
-from tuanjian.tracker_events import EVENTS
+from tuanjian.tracker_events import EVENTS, tracker_engine
 
 DEFAULT_OUT = settings.VAR_DIR / "report.html"
 RESPONSES = settings.DOMAIN_DIR / "responses.yml"
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tuanjian.tools.report: {exc}", file=sys.stderr)
         return 2
-    tracker = sa.create_engine(args.tracker_db, future=True, hide_parameters=True)
+    tracker = tracker_engine(args.tracker_db)
     backend = db.make_engine(args.backend_db) if args.backend_db else db.get_engine()
     try:
         problem = _check_tracker(tracker, args.tracker_db)

@@ -46,7 +46,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tuanjian.backend.models import Rating, Ticket
-from tuanjian.backend.review import ReviewService
+from tuanjian.backend.review import FALLBACK_ACTIONS, RATING_INTENT, ReviewService
 from tuanjian.backend.rules import utcnow
 from tuanjian.domain_names import ACTION_HANDOFF_PENDING, NLU_FALLBACK
 from tuanjian.tools.report.texts import texts
@@ -59,12 +59,8 @@ DEFAULT_THRESHOLD = 0.4
 FALLBACK_INTENT = NLU_FALLBACK
 FAQ_ACTION_PREFIX = "utter_faq_"
 STAFF_ACTION = ACTION_HANDOFF_PENDING
-RATING_INTENT = "rate_answer"
 # Member messages that ask nothing: the last question's outcome stands.
 NOT_QUESTIONS = frozenset({"greet", "thank", "goodbye", "affirm", "deny", "non_text_message", RATING_INTENT})
-# Replies that answer nothing: the suggestions after nlu_fallback, and Rasa's
-# fallback when no rule applies.
-FALLBACK_ACTIONS = frozenset({"action_suggest_faqs", "action_default_fallback"})
 ANSWERED, FELL_BACK, RATED_DOWN = "answered", "fell_back", "rated_down"
 CHUNK = 500  # sender ids per IN (...) query
 

@@ -101,7 +101,7 @@ def build_export(labelled: Iterable[dict[str, Any]], reviewed: Iterable[tuple[st
     candidates = [(text, intent, False) for text, intent in reviewed if intent]
     candidates += [(item["text"], item["intent"], True) for item in labelled]
     for text, intent, new in candidates:
-        wording = wording_of(text)
+        wording, written = wording_of(text), normalize(text)
         if not wording:
             continue
         if wording in tests:
@@ -114,17 +114,17 @@ def build_export(labelled: Iterable[dict[str, Any]], reviewed: Iterable[tuple[st
                 export.already_trained.append((text, intent))
             else:
                 export.disagrees.append((text, intent, ", ".join(sorted(trained[wording]))))
-        elif mask_digit_runs(text) != text or mask_digit_runs(normalize(text)) != normalize(text):
+        elif mask_digit_runs(text) != text or mask_digit_runs(written) != written:
             export.has_digits.append(text)
         elif intent not in intents:
             export.unknown_intent.append((text, intent))
-        elif _ANNOTATION.search(normalize(text)) or normalize(text).startswith(("{", "/")):
+        elif _ANNOTATION.search(written) or written.startswith(("{", "/")):
             export.unwritable.append(text)
         else:
             kept[wording] = intent
-            export.examples[intent].append(normalize(text))
+            export.examples[intent].append(written)
             if new:
-                export.added.append((normalize(text), intent))
+                export.added.append((written, intent))
     export.examples = {intent: sorted(texts) for intent, texts in sorted(export.examples.items())}
     return export
 
