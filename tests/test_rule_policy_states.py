@@ -18,8 +18,10 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from tests.test_kept_tracker import CONVERSATIONS
 from tuanjian import settings
 from tuanjian.rasa_server.policies.rules import RecentStatesFeaturizer, RecentStatesRulePolicy
+from tuanjian.rasa_server.tracker import KeptTracker
 
 DOMAIN = Domain.load(str(settings.ROOT / "domain"))
 
@@ -120,3 +122,38 @@ def test_a_second_ask_for_the_same_tracker_is_answered_from_the_first(monkeypatc
     tracker.update(ActionExecuted("action_listen"))  # the conversation moved on: built again
     assert featurizer._create_states(tracker, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
         tracker, DOMAIN)[-4:]
+
+
+@pytest.mark.parametrize("index", range(0, len(CONVERSATIONS), 2))
+def test_states_built_on_the_last_predictions_replay_are_rasas(index):
+    # One featurizer for the whole conversation, as on the server: each
+    # prediction goes on from the replay the one before kept, whatever came
+    # between (a reverted message, a rejected loop, a restart).
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = 4
+    events = CONVERSATIONS[index]
+    for end in range(1, len(events) + 1):
+        tracker = KeptTracker.from_events("web:a", events[:end], DOMAIN.slots)
+        assert featurizer._create_states(tracker, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
+            tracker, DOMAIN)[-4:]
+
+
+def test_a_prediction_replays_only_what_came_after_the_last_ones_states(monkeypatch):
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = 4
+    tracker = long_conversation()
+    featurizer._create_states(tracker, DOMAIN)
+    for event in faq_turn(99):
+        tracker.update(event)
+    replayed: list = []
+    update = DialogueStateTracker.update
+    monkeypatch.setattr(DialogueStateTracker, "update",
+                        lambda self, event, domain=None: (replayed.append(event), update(self, event, domain)))
+    states = featurizer._create_states(tracker, DOMAIN)
+    monkeypatch.undo()
+    assert states == MaxHistoryTrackerFeaturizer._create_states(tracker, DOMAIN)[-4:]
+    assert len(replayed) < 12  # not the conversation's 200 events
+    # Another conversation under the same name shares no events: built whole.
+    other = DialogueStateTracker.from_events("rest:long", faq_turn(1) * 3 + faq_turn(2), DOMAIN.slots)
+    assert featurizer._create_states(other, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
+        other, DOMAIN)[-4:]

@@ -8,13 +8,14 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
+    ActiveLoop,
     BotUttered,
     Restarted,
     SessionStarted,
     SlotSet,
     UserUttered,
 )
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from tuanjian.rasa_server import tracker_store
 from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
@@ -141,3 +142,42 @@ def test_rows_deleted_behind_its_back_make_it_read_whole(db):
     with sqlite3.connect(db) as connection:  # e.g. a retention job
         connection.execute("DELETE FROM events WHERE sender_id = 'web:e' AND data LIKE '%第0条%'")
     assert read(replica, "web:e") == as_rasa_reads(db, "web:e")
+
+
+def rasa_state(db, sender):
+    tracker = asyncio.run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db).retrieve(sender))
+    return tracker.current_state(EventVerbosity.ALL)
+
+
+def test_a_kept_conversation_is_handed_out_without_a_replay(db, monkeypatch):
+    replica, other = store(db), store(db)
+    for number in range(5):
+        add(replica, "web:f", turn(number))
+    add(replica, "web:f", [SlotSet("handoff_ticket", "T-2")])
+    replayed: list = []
+    update = DialogueStateTracker.update
+    monkeypatch.setattr(DialogueStateTracker, "update",
+                        lambda self, event, domain=None: (replayed.append(event), update(self, event, domain)))
+    handed = asyncio.run(replica.retrieve("web:f"))
+    assert replayed == []  # Rasa's store replays the conversation's 21 events
+    assert handed.current_state(EventVerbosity.ALL) == rasa_state(db, "web:f")
+    # What a turn does to the copy it was handed stays out of what is kept,
+    # until it is saved.
+    handed.update(SlotSet("handoff_ticket", None))
+    assert asyncio.run(replica.retrieve("web:f")).get_slot("handoff_ticket") == "T-2"
+    add(other, "web:f", turn(9))  # another replica's turn: its rows only are applied
+    replayed.clear()
+    handed = asyncio.run(replica.retrieve("web:f"))
+    assert len(replayed) == len(turn(9))
+    assert handed.current_state(EventVerbosity.ALL) == rasa_state(db, "web:f")
+
+
+def test_a_verification_turn_after_many_kept_turns_is_still_masked(db):
+    replica = store(db)
+    add(replica, "web:g", turn(0) + [ActionExecuted("verification_form"), ActiveLoop("verification_form")])
+    for _ in range(3):
+        add(replica, "web:g", [ActionExecuted("action_listen"), SlotSet("handoff_ticket", None)])
+    add(replica, "web:g", [ActionExecuted("action_listen"), UserUttered("2019001 123456", {"name": "inform"})])
+    stored = str(as_rasa_reads(db, "web:g"))
+    # The form was made active three saved turns before: still a verification turn.
+    assert "123456" not in stored and "2019001 ******" in stored

@@ -7,23 +7,25 @@ them: the same endpoints.yml serves both. The live turn still holds the digits
 (the action server needs them); what is written, and so what any later turn,
 the help-desk report or a database reader sees, does not.
 
-Rasa's store reads and deserialises the whole session on every turn, so a
-turn late in a long conversation cost several times an early one (p50 179 ms
-at turn 150-200 against 49 ms in the first ten, profiled: half of it that
-read). This one keeps the events it last read of the conversations it served
-lately and reads only the rows added since. That is exact because every
-writer of a conversation (its turns, the help desk closing a ticket, a retried
-message) holds the conversation's lock, so a conversation's rows are committed
-in the order of their ids; rows are only ever added, never changed. A count
-of the session's rows (Rasa's own query) guards that: when it differs from
-what was kept plus what was read, the session is read whole. Saving a turn
-of a kept conversation does not count the rows again (Rasa's save does): the
-turn's read, under the same lock, has just counted them; the rows written are
-kept as well, so the next turn of this process reads none back.
+Rasa's store reads and deserialises the whole session on every turn, and
+replays it into a tracker, so a turn late in a long conversation cost several
+times an early one (p50 179 ms at turn 150-200 against 49 ms in the first ten,
+profiled: half of it that read). This one keeps the conversations it served
+lately, as trackers, and reads only the rows added since, applying them to the
+kept tracker; what it hands out is a copy (`KeptTracker`, which copies without
+a replay). That is exact because every writer of a conversation (its turns,
+the help desk closing a ticket, a retried message) holds the conversation's
+lock, so a conversation's rows are committed in the order of their ids; rows
+are only ever added, never changed. A count of the session's rows (Rasa's own
+query) guards that: when it differs from what was kept plus what was read,
+the session is read whole. Saving a turn of a kept conversation does not count
+the rows again (Rasa's save does): the turn's read, under the same lock, has
+just counted them; the events written are applied to the kept tracker as
+well, so the next turn of this process reads none back.
 """
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,16 +36,30 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 from tuanjian import settings
+from tuanjian.rasa_server.tracker import KeptTracker
 from tuanjian.redaction import redact_events
 
-# Conversations whose events a process keeps (each a few hundred kB at most).
+# Conversations a process keeps (each a few hundred kB at most).
 RECENT_CONVERSATIONS = 512
+
+
+def newest_context(events: Sequence[Event]) -> Event | None:
+    """The newest event that tells whether a loop is active (context for the redaction)."""
+    return next((e for e in reversed(events) if isinstance(e, (ActiveLoop, Restarted, SessionStarted))), None)
 
 
 @dataclass
 class _Read:
     last_id: int
-    events: list[Event]
+    tracker: KeptTracker  # the conversation as stored; never handed out, only copies of it
+    context: Event | None
+
+    def add(self, events: list[Event], last_id: int) -> None:
+        for event in events:
+            self.tracker.update(event)
+        self.last_id = last_id
+        self.context = newest_context(events) or self.context
+        self.tracker.applied_events()  # folded once here, the copies go on from it
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
@@ -79,18 +95,21 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 # ones and the new ones (deleted rows, a row committed late, a
                 # session boundary Rasa places by timestamp): read it whole.
                 if any(row.type_name == SessionStarted.type_name for row in rows) or \
-                        self._event_query(session, sender_id, False).count() != len(known.events) + len(rows):
+                        self._event_query(session, sender_id, False).count() != len(known.tracker.events) + len(rows):
                     known, rows = None, None
             if rows is None:
                 rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
-            events = (known.events if known else []) + deserialise_events([json.loads(r.data) for r in rows])
+            events = deserialise_events([json.loads(r.data) for r in rows])
             last_id = rows[-1].id if rows else (known.last_id if known else 0)
-        if not events or not self.domain:
-            return None
-        self._recent[sender_id] = _Read(last_id, events)
+        if known is None:
+            if not events or not self.domain:
+                return None
+            known = _Read(last_id, KeptTracker(sender_id, self.domain.slots), None)
+        known.add(events, last_id)
+        self._recent[sender_id] = known
         while len(self._recent) > RECENT_CONVERSATIONS:
             self._recent.popitem(last=False)
-        return DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
+        return known.tracker.copy()
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Rasa's save, told how many rows the session holds when this process
@@ -99,7 +118,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         await self.stream_events(tracker)
         known = self._recent.get(tracker.sender_id)
         with self.session_scope() as session:
-            new = list(self._additional_events(session, tracker, len(known.events) if known else None))
+            new = list(self._additional_events(session, tracker, known))
             rows = [self._row(tracker.sender_id, event) for event in new]
             session.add_all(rows)
             session.flush()
@@ -109,7 +128,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             if any(isinstance(event, SessionStarted) for event in new):
                 self._recent.pop(tracker.sender_id, None)  # a new session: read it whole next time
             else:
-                self._recent[tracker.sender_id] = _Read(last_id, known.events + new)
+                known.add(new, last_id)
 
     def _row(self, sender_id: str, event: Event) -> Any:
         data = event.as_dict()
@@ -118,20 +137,19 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                              action_name=data.get("name"), data=json.dumps(data))
 
     def _additional_events(self, session, tracker: DialogueStateTracker,
-                           stored: int | None = None) -> Iterator[Event]:
-        if stored is None:
+                           known: _Read | None = None) -> Iterator[Event]:
+        events = list(tracker.events)
+        if known is None:
             new: list[Event] = list(super()._additional_events(session, tracker))
+            before = newest_context(events[:len(events) - len(new)])
         else:
-            new = list(tracker.events)[stored:]
+            new = events[len(known.tracker.events):]
+            before = known.context
         if not new:
             return iter(())
         # Whether a message was a verification turn depends on the form being
         # active before it: the newest loop event already stored is context.
-        context = []
-        for event in reversed(list(tracker.events)[:len(tracker.events) - len(new)]):
-            if isinstance(event, (ActiveLoop, Restarted, SessionStarted)):
-                context = [event.as_dict()]
-                break
+        context = [before.as_dict()] if before is not None else []
         given = [e.as_dict() for e in new]
         redacted = redact_events(context + given)[len(context):]
         # redact_events returns the same dict for an event it left alone.

@@ -5,22 +5,33 @@ into a state (slots, active loop, message, previous action), two or three
 times per turn, and then matches its rules against the last few states only:
 a rule is never longer than its longest rule. Profiled on a 200-turn
 conversation, those states were a third of a late turn's time. This policy
-is RulePolicy with a featurizer that, when predicting, still replays every
-event (so each state is exactly the one Rasa would compute) but builds the
-states of the last few actions only: one more than the longest rule has.
+is RulePolicy with a featurizer that, when predicting, builds the states of
+the last few actions only: one more than the longest rule has. The tracker
+each state is read from is still the replay of every applied event (so each
+state is exactly the one Rasa would compute), but the replay goes on from the
+one the conversation's last prediction kept, when the events it replayed are
+still the first ones (the same objects: the tracker store keeps them).
 Rules are matched to the same states, so the predictions are Rasa's.
 """
 from __future__ import annotations
 
 import copy
+import itertools
+import operator
+from collections import OrderedDict
 from typing import Any, cast
 
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer
 from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.core.domain import Domain, State
-from rasa.shared.core.events import ActionExecuted
+from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
+
+from tuanjian.rasa_server.tracker import copy_of
+
+# Conversations whose replay the featurizer keeps (as the tracker store keeps theirs).
+KEPT_REPLAYS = 512
 
 
 # Registered under its own name, so a trained model stores it as this class and
@@ -32,6 +43,9 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
     window of the rules) and for ML data, Rasa's way."""
 
     last_states: int | None = None
+    # Per conversation: the applied events up to the first state the last
+    # prediction built, and a tracker with them replayed.
+    _replays: OrderedDict[str, tuple[list[Event], DialogueStateTracker]] | None = None
     _latest: tuple[DialogueStateTracker, tuple[int, int, bool, int | None], list[State]] | None = None
 
     def _create_states(
@@ -47,23 +61,56 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
                 and not ignore_rule_only_turns:
             return copy.deepcopy(self._latest[2])
         applied = tracker.applied_events()
-        skipped = sum(isinstance(e, ActionExecuted) for e in applied) + 1 - (self.last_states or 0)
-        if not self.last_states or ignore_rule_only_turns or skipped <= 0:
+        # The first of the last `last_states - 1` actions (each gives a state,
+        # and the tracker as it is one more), found from the end.
+        wanted = (self.last_states or 0) - 1
+        actions = list(itertools.islice(
+            (i for i in range(len(applied) - 1, -1, -1) if isinstance(applied[i], ActionExecuted)), wanted + 1))
+        if not self.last_states or ignore_rule_only_turns or len(actions) <= wanted:
             return MaxHistoryTrackerFeaturizer._create_states(
                 tracker, domain, omit_unset_slots=omit_unset_slots,
                 ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
         # As DialogueStateTracker.generate_all_prior_trackers and
-        # Domain.states_for_tracker_history, for the last states only.
-        prior, states, index = tracker.init_copy(), [], 0
-        for event in applied:
+        # Domain.states_for_tracker_history, for the last states only; the
+        # replay up to the first of them goes on from where this
+        # conversation's last prediction stopped, if its events are the same.
+        first = actions[wanted - 1] if wanted else len(applied)
+        prior, done = self._replayed(tracker, applied, first)
+        for event in applied[done:first]:
+            prior.update(event)
+        self._keep(tracker.sender_id, applied[:first], prior)
+        states = []
+        for event in applied[first:]:
             if isinstance(event, ActionExecuted):
-                if index >= skipped:
-                    states.append(domain._clean_state(domain.get_active_state(prior, omit_unset_slots)))
-                index += 1
+                states.append(domain._clean_state(domain.get_active_state(prior, omit_unset_slots)))
             prior.update(event)
         states.append(domain._clean_state(domain.get_active_state(prior, omit_unset_slots)))
         self._latest = (tracker, key, copy.deepcopy(states))
         return states
+
+    def _replayed(self, tracker: DialogueStateTracker, applied: list[Event],
+                  upto: int) -> tuple[DialogueStateTracker, int]:
+        """A tracker with the first events of `applied` replayed into it
+        (at most `upto`), and how many."""
+        if tracker._max_event_history is not None:  # a copy would replay what is left: no keeping
+            return tracker.init_copy(), 0
+        kept = self._replays.get(tracker.sender_id) if self._replays is not None else None
+        if kept is not None:
+            prefix, prior = kept
+            if len(prefix) <= upto and all(map(operator.is_, prefix, applied)) \
+                    and prior.slots.keys() == tracker.slots.keys():
+                return copy_of(prior), len(prefix)
+        return tracker.init_copy(), 0
+
+    def _keep(self, sender_id: str, prefix: list[Event], prior: DialogueStateTracker) -> None:
+        if prior._max_event_history is not None:
+            return
+        if self._replays is None:
+            self._replays = OrderedDict()
+        self._replays[sender_id] = (prefix, copy_of(prior))
+        self._replays.move_to_end(sender_id)
+        while len(self._replays) > KEPT_REPLAYS:
+            self._replays.popitem(last=False)
 
 
 @DefaultV1Recipe.register(
