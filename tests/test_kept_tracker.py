@@ -11,7 +11,9 @@ from rasa.shared.core.events import (
     ActionReverted,
     ActiveLoop,
     BotUttered,
+    EntitiesAdded,
     Event,
+    FollowupAction,
     Restarted,
     SessionStarted,
     SlotSet,
@@ -60,8 +62,10 @@ def random_conversation(seed: int) -> list[Event]:
                                   rng.choice([True, None, "member_number", 7])))
         elif choice < 0.8:
             events.append(UserUtteranceReverted())
-        elif choice < 0.86:
+        elif choice < 0.84:
             events.append(ActionReverted())
+        elif choice < 0.86:
+            events.append(FollowupAction("utter_faq_wrong_info"))
         elif choice < 0.9:
             events.append(rng.choice([Restarted(), SessionStarted()]))
         else:
@@ -73,7 +77,28 @@ CONVERSATIONS = project_conversations() + [random_conversation(seed) for seed in
 
 
 def rasa_copy(tracker: DialogueStateTracker) -> DialogueStateTracker:
-    return DialogueStateTracker.copy(tracker)
+    """DialogueStateTracker.copy: every event replayed into Rasa's init_copy()."""
+    replayed = DialogueStateTracker(tracker.sender_id or "default", tracker.slots.values(),
+                                    tracker._max_event_history, is_rule_tracker=tracker.is_rule_tracker)
+    for event in tracker.events:
+        replayed.update(event)
+    return replayed
+
+
+def count_replays(monkeypatch) -> list[Event]:
+    """From now on in the test, every event a tracker is updated with (a replay's too)."""
+    updated: list[Event] = []
+    update = DialogueStateTracker.update
+
+    def counted(self, event, domain=None):
+        updated.append(event)
+        update(self, event, domain)
+
+    monkeypatch.setattr(DialogueStateTracker, "update", counted)
+    return updated
+
+
+OURS = {"_applied", "_followup_by_events", "_followup_set", "_placeholders"}
 
 
 def without_placeholder_time(event: Event | None) -> dict | None:
@@ -88,7 +113,7 @@ def without_placeholder_time(event: Event | None) -> dict | None:
 
 def state(tracker: DialogueStateTracker) -> dict:
     return {
-        "fields": sorted(vars(tracker).keys() - {"_applied"}),
+        "fields": sorted(vars(tracker).keys() - OURS),
         "current": tracker.current_state(EventVerbosity.ALL),
         "slots": {name: (slot.value, slot.has_been_set) for name, slot in tracker.slots.items()},
         "latest_message": without_placeholder_time(tracker.latest_message),
@@ -101,7 +126,7 @@ def state(tracker: DialogueStateTracker) -> dict:
 def test_the_conversations_hold_what_the_fold_must_handle():
     kinds = {type(e) for events in CONVERSATIONS for e in events}
     assert {UserUtteranceReverted, ActionReverted, Restarted, SessionStarted, ActiveLoop,
-            ActionExecutionRejected} <= kinds
+            ActionExecutionRejected, FollowupAction} <= kinds
     assert len(CONVERSATIONS) > 100
 
 
@@ -120,6 +145,8 @@ def test_a_copy_after_every_event_is_rasas(index):
         tracker.update(event)
         if number % 2:
             tracker.applied_events()  # a copy takes the fold over as well
+        if number % 3 == 0:
+            tracker.clear_followup_action()  # as the processor does, without an event
         ours, rasas = tracker.copy(), rasa_copy(tracker)
         assert state(ours) == state(rasas)
         assert ours.applied_events() == rasas.applied_events()
@@ -132,8 +159,12 @@ def test_the_fold_goes_on_from_where_it_stopped(monkeypatch):
     tracker.applied_events()
     folded: list[int] = []
     fold = KeptTracker._fold
-    monkeypatch.setattr(KeptTracker, "_fold", lambda self, applied, events, loops: (
-        folded.append(len(list(events))), fold(self, applied, events, loops)))
+
+    def counted(self, applied, events, loops):
+        folded.append(len(events))
+        fold(self, applied, events, loops)
+
+    monkeypatch.setattr(KeptTracker, "_fold", counted)
     added = [ActionExecuted("action_listen"), UserUttered("再问", {"name": "faq_wrong_info"})]
     for event in added:
         tracker.update(event)
@@ -158,10 +189,7 @@ def test_a_new_loop_name_or_a_replaced_event_folds_again(monkeypatch):
 def test_a_copy_does_not_replay_and_does_not_share_state(monkeypatch):
     tracker = KeptTracker.from_events("web:a", CONVERSATIONS[-1] + [ActiveLoop("verification_form")], DOMAIN.slots)
     tracker.model_id = "m"
-    replays: list[Event] = []
-    update = DialogueStateTracker.update
-    monkeypatch.setattr(DialogueStateTracker, "update",
-                        lambda self, event, domain=None: (replays.append(event), update(self, event, domain)))
+    replays = count_replays(monkeypatch)
     copied = copy_of(tracker)
     assert replays == [] and copied.model_id is None
     monkeypatch.undo()
@@ -179,3 +207,20 @@ def test_a_tracker_that_forgets_old_events_folds_as_rasa():
         tracker.update(event)
         assert tracker.applied_events() == DialogueStateTracker.applied_events(tracker)
         assert state(tracker.copy()) == state(rasa_copy(tracker))
+
+
+def test_a_cleared_follow_up_is_copied_as_the_events_left_it():
+    tracker = KeptTracker.from_events("web:a", [ActionExecuted("action_listen"), UserUttered("问"),
+                                                FollowupAction("utter_faq_wrong_info")], DOMAIN.slots)
+    tracker.clear_followup_action()
+    assert tracker.followup_action is None
+    assert tracker.copy().followup_action == rasa_copy(tracker).followup_action == "utter_faq_wrong_info"
+
+
+def test_an_event_applied_to_a_copy_before_any_message_stays_in_the_copy():
+    tracker = KeptTracker.from_events("web:a", [ActionExecuted("action_session_start"), SessionStarted(),
+                                                ActionExecuted("action_listen")], DOMAIN.slots)
+    copied = tracker.copy()
+    assert copied.latest_message is not tracker.latest_message
+    copied.update(EntitiesAdded([{"entity": "member_number", "value": "x"}]))
+    assert tracker.latest_message.entities == [] and tracker.copy().latest_message.entities == []

@@ -18,7 +18,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from tests.test_kept_tracker import CONVERSATIONS
+from tests.test_kept_tracker import CONVERSATIONS, count_replays
 from tuanjian import settings
 from tuanjian.rasa_server.policies.rules import RecentStatesFeaturizer, RecentStatesRulePolicy
 from tuanjian.rasa_server.tracker import KeptTracker
@@ -141,14 +141,11 @@ def test_states_built_on_the_last_predictions_replay_are_rasas(index):
 def test_a_prediction_replays_only_what_came_after_the_last_ones_states(monkeypatch):
     featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
     featurizer.last_states = 4
-    tracker = long_conversation()
+    tracker = KeptTracker.from_events("rest:long", list(long_conversation().events), DOMAIN.slots)
     featurizer._create_states(tracker, DOMAIN)
     for event in faq_turn(99):
         tracker.update(event)
-    replayed: list = []
-    update = DialogueStateTracker.update
-    monkeypatch.setattr(DialogueStateTracker, "update",
-                        lambda self, event, domain=None: (replayed.append(event), update(self, event, domain)))
+    replayed = count_replays(monkeypatch)
     states = featurizer._create_states(tracker, DOMAIN)
     monkeypatch.undo()
     assert states == MaxHistoryTrackerFeaturizer._create_states(tracker, DOMAIN)[-4:]
@@ -157,3 +154,19 @@ def test_a_prediction_replays_only_what_came_after_the_last_ones_states(monkeypa
     other = DialogueStateTracker.from_events("rest:long", faq_turn(1) * 3 + faq_turn(2), DOMAIN.slots)
     assert featurizer._create_states(other, DOMAIN) == MaxHistoryTrackerFeaturizer._create_states(
         other, DOMAIN)[-4:]
+
+
+def test_a_new_domain_or_rasas_own_tracker_is_replayed_whole(monkeypatch):
+    featurizer = RecentStatesFeaturizer(state_featurizer=None, max_history=None)
+    featurizer.last_states = 4
+    events = list(long_conversation().events)
+    featurizer._create_states(KeptTracker.from_events("rest:long", events, DOMAIN.slots), DOMAIN)
+    reloaded = Domain.load(str(settings.ROOT / "domain"))  # a model reload: another domain
+    after_reload = KeptTracker.from_events("rest:long", events, reloaded.slots)
+    rasas_own = DialogueStateTracker.from_events("rest:long", events, DOMAIN.slots)
+    replayed = count_replays(monkeypatch)
+    featurizer._create_states(after_reload, reloaded)
+    assert len(replayed) > 150  # the conversation's ~190 applied events, not the last few
+    replayed.clear()
+    featurizer._create_states(rasas_own, DOMAIN)
+    assert len(replayed) > 150

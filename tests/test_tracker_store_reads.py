@@ -17,6 +17,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
+from tests.test_kept_tracker import count_replays
 from tuanjian.rasa_server import tracker_store
 from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
 
@@ -154,10 +155,7 @@ def test_a_kept_conversation_is_handed_out_without_a_replay(db, monkeypatch):
     for number in range(5):
         add(replica, "web:f", turn(number))
     add(replica, "web:f", [SlotSet("handoff_ticket", "T-2")])
-    replayed: list = []
-    update = DialogueStateTracker.update
-    monkeypatch.setattr(DialogueStateTracker, "update",
-                        lambda self, event, domain=None: (replayed.append(event), update(self, event, domain)))
+    replayed = count_replays(monkeypatch)
     handed = asyncio.run(replica.retrieve("web:f"))
     assert replayed == []  # Rasa's store replays the conversation's 21 events
     assert handed.current_state(EventVerbosity.ALL) == rasa_state(db, "web:f")
@@ -181,3 +179,17 @@ def test_a_verification_turn_after_many_kept_turns_is_still_masked(db):
     stored = str(as_rasa_reads(db, "web:g"))
     # The form was made active three saved turns before: still a verification turn.
     assert "123456" not in stored and "2019001 ******" in stored
+    # What the store kept of the turn it saved is what it wrote.
+    assert str(read(replica, "web:g")) == stored
+
+
+def test_a_new_model_drops_what_was_kept(db):
+    replica = store(db)
+    add(replica, "web:h", turn(0))
+    read(replica, "web:h")
+    slots = {"handoff_ticket": {"type": "any", "mappings": [{"type": "custom"}]},
+             "guide_step": {"type": "text", "mappings": [{"type": "custom"}]}}
+    replica.domain = Domain.from_dict({"slots": slots})  # what Agent.load_model does
+    assert replica._recent == {}
+    add(replica, "web:h", [SlotSet("guide_step", "graduated")])
+    assert asyncio.run(replica.retrieve("web:h")).get_slot("guide_step") == "graduated"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActiveLoop, Event, Restarted, SessionStarted, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine
@@ -82,6 +83,16 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         self.sessionmaker.configure(bind=self.engine)
         stale.dispose()
         self._recent: OrderedDict[str, _Read] = OrderedDict()
+
+    @property
+    def domain(self) -> Domain:
+        return self._domain
+
+    @domain.setter
+    def domain(self, domain: Domain | None) -> None:
+        # A new model may bring other slots: what was kept was made with the old ones.
+        self._domain = domain or Domain.empty()
+        self._recent = OrderedDict()
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         with self.session_scope() as session:

@@ -28,7 +28,7 @@ from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from tuanjian.rasa_server.tracker import copy_of
+from tuanjian.rasa_server.tracker import KeptTracker, copy_of
 
 # Conversations whose replay the featurizer keeps (as the tracker store keeps theirs).
 KEPT_REPLAYS = 512
@@ -44,8 +44,8 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
 
     last_states: int | None = None
     # Per conversation: the applied events up to the first state the last
-    # prediction built, and a tracker with them replayed.
-    _replays: OrderedDict[str, tuple[list[Event], DialogueStateTracker]] | None = None
+    # prediction built, a tracker with them replayed, and the domain it had.
+    _replays: OrderedDict[str, tuple[list[Event], DialogueStateTracker, Domain]] | None = None
     _latest: tuple[DialogueStateTracker, tuple[int, int, bool, int | None], list[State]] | None = None
 
     def _create_states(
@@ -75,10 +75,10 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
         # replay up to the first of them goes on from where this
         # conversation's last prediction stopped, if its events are the same.
         first = actions[wanted - 1] if wanted else len(applied)
-        prior, done = self._replayed(tracker, applied, first)
+        prior, done = self._replayed(tracker, domain, applied, first)
         for event in applied[done:first]:
             prior.update(event)
-        self._keep(tracker.sender_id, applied[:first], prior)
+        self._keep(tracker.sender_id, domain, applied[:first], prior)
         states = []
         for event in applied[first:]:
             if isinstance(event, ActionExecuted):
@@ -88,26 +88,25 @@ class RecentStatesFeaturizer(MaxHistoryTrackerFeaturizer):
         self._latest = (tracker, key, copy.deepcopy(states))
         return states
 
-    def _replayed(self, tracker: DialogueStateTracker, applied: list[Event],
+    def _replayed(self, tracker: DialogueStateTracker, domain: Domain, applied: list[Event],
                   upto: int) -> tuple[DialogueStateTracker, int]:
         """A tracker with the first events of `applied` replayed into it
         (at most `upto`), and how many."""
-        if tracker._max_event_history is not None:  # a copy would replay what is left: no keeping
-            return tracker.init_copy(), 0
         kept = self._replays.get(tracker.sender_id) if self._replays is not None else None
         if kept is not None:
-            prefix, prior = kept
-            if len(prefix) <= upto and all(map(operator.is_, prefix, applied)) \
-                    and prior.slots.keys() == tracker.slots.keys():
+            prefix, prior, prior_domain = kept
+            if prior_domain is domain and len(prefix) <= upto and all(map(operator.is_, prefix, applied)):
                 return copy_of(prior), len(prefix)
         return tracker.init_copy(), 0
 
-    def _keep(self, sender_id: str, prefix: list[Event], prior: DialogueStateTracker) -> None:
-        if prior._max_event_history is not None:
+    def _keep(self, sender_id: str, domain: Domain, prefix: list[Event], prior: DialogueStateTracker) -> None:
+        # Only a KeptTracker (what the tracker store hands out) is copied
+        # without a replay; one that forgets old events is replayed anyway.
+        if not isinstance(prior, KeptTracker) or prior._max_event_history is not None:
             return
         if self._replays is None:
             self._replays = OrderedDict()
-        self._replays[sender_id] = (prefix, copy_of(prior))
+        self._replays[sender_id] = (prefix, copy_of(prior), domain)
         self._replays.move_to_end(sender_id)
         while len(self._replays) > KEPT_REPLAYS:
             self._replays.popitem(last=False)
