@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import operator
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -68,7 +69,6 @@ class KeptTracker(DialogueStateTracker):
     _applied: _Applied | None = None
     _followup_by_events: str | None
     _placeholders: tuple[UserUttered | None, BotUttered | None]
-
     _followup_set = False
 
     def _reset(self) -> None:
@@ -100,7 +100,7 @@ class KeptTracker(DialogueStateTracker):
             return super().applied_events()
         kept = self._applied
         if kept is not None and kept.events is events and len(events) >= kept.count \
-                and ends(events, kept.count) == kept.ends:
+                and all(map(operator.is_, ends(events, kept.count), kept.ends)):
             new = list(itertools.islice(events, kept.count, None))
             # A loop name first seen now changes how earlier events fold.
             if loop_names(new) <= kept.loops:
