@@ -35,6 +35,12 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 # Rasa's setting: how long one turn may hold its conversation (and so how long
 # a conversation whose turn died with its replica waits); deploy/k8s sets the same.
 TICKET_LOCK_LIFETIME = "10"
+# One thread of numerical work per replica (the sentence encoder's BLAS, and
+# Rasa's own TensorFlow settings): a message's matrix products are small, and
+# extra threads spin on the cores the other replicas need. Scale by replicas;
+# deploy/k8s sets the same (docs/experiments.md, "Issue #17").
+REPLICA_THREADS = {"TUANJIAN_ENCODER_THREADS": "1", "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+                   "TF_INTER_OP_PARALLELISM_THREADS": "1"}
 CREATE_TRACKER_TABLES = (
     "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
     f"TrackerStore.create(EndpointConfig(type='{ENDPOINT_PLUGINS['tracker_store']}'))")
@@ -141,7 +147,8 @@ def running_topology(replicas: int = 2, port: int | None = None, stores: Stores 
                    TUANJIAN_REDIS_URL=stores.redis, TUANJIAN_TRUSTED_PROXIES="127.0.0.1",
                    ACTION_SERVER_TOKEN=secrets.token_urlsafe(24), WEB_SESSION_SECRET=secrets.token_urlsafe(24),
                    TUANJIAN_THROTTLE_KEY=secrets.token_urlsafe(24), TUANJIAN_MESSAGES_PER_MINUTE=messages_per_minute,
-                   SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5", TICKET_LOCK_LIFETIME=TICKET_LOCK_LIFETIME)
+                   SQL_POOL_SIZE="5", SQL_MAX_OVERFLOW="5", TICKET_LOCK_LIFETIME=TICKET_LOCK_LIFETIME,
+                   **REPLICA_THREADS)
         subprocess.run([sys.executable, "-m", "tuanjian.backend.demo"], cwd=settings.ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         # The tracker store's table, made once: replicas starting together would

@@ -17,8 +17,10 @@ SECRETS = {settings.ACTION_SERVER_TOKEN, settings.WEB_SESSION_SECRET, settings.T
            settings.STAFF_API_TOKEN, settings.STAFF_API_TOKENS,
            settings.WECHAT_TOKEN, settings.WECHAT_APP_ID, settings.WECHAT_APP_SECRET,
            settings.WECHAT_ENCODING_AES_KEY, settings.DATABASE_URL, settings.TRACKER_STORE_URL, settings.REDIS_URL}
-# Rasa's own names: its tracker store's pool, its lock store's ticket lifetime.
-RASA_SETTINGS = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW", "TICKET_LOCK_LIFETIME"}
+# Rasa's own names: its tracker store's pool, its lock store's ticket lifetime,
+# TensorFlow's threads.
+RASA_SETTINGS = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW", "TICKET_LOCK_LIFETIME",
+                 "TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"}
 
 
 def documents():
@@ -101,6 +103,14 @@ def test_the_lock_lifetime_is_the_local_topologys():
     from benchmark.topology import TICKET_LOCK_LIFETIME
 
     assert by_kind("ConfigMap")["tuanjian-settings"]["data"]["TICKET_LOCK_LIFETIME"] == TICKET_LOCK_LIFETIME
+
+
+def test_replicas_use_the_threads_of_the_local_topology():
+    from benchmark.topology import REPLICA_THREADS
+
+    config = by_kind("ConfigMap")["tuanjian-settings"]["data"]
+    assert {name: config.get(name) for name in REPLICA_THREADS} == REPLICA_THREADS
+    assert REPLICA_THREADS[settings.ENCODER_THREADS] == "1"
 
 
 def test_the_load_test_limits_messages_as_deployed():

