@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from rasa.constants import ENV_CPU_INTER_OP_CONFIG, ENV_CPU_INTRA_OP_CONFIG
 from sqlalchemy import text
 
 from benchmark.local_servers import ENDPOINT_PLUGINS, Processes, answers_greeting, free_port, running_processes
@@ -35,12 +36,11 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 # Rasa's setting: how long one turn may hold its conversation (and so how long
 # a conversation whose turn died with its replica waits); deploy/k8s sets the same.
 TICKET_LOCK_LIFETIME = "10"
-# One thread of numerical work per replica (the sentence encoder's BLAS, and
-# Rasa's own TensorFlow settings): a message's matrix products are small, and
-# extra threads spin on the cores the other replicas need. Scale by replicas;
+# One thread per replica for the sentence encoder's BLAS and for Rasa's own
+# TensorFlow settings: a message's matrix products are small, and extra
+# threads spin on the cores the other replicas need. Scale by replicas;
 # deploy/k8s sets the same (docs/experiments.md, "Issue #17").
-REPLICA_THREADS = {"TUANJIAN_ENCODER_THREADS": "1", "TF_INTRA_OP_PARALLELISM_THREADS": "1",
-                   "TF_INTER_OP_PARALLELISM_THREADS": "1"}
+REPLICA_THREADS = {settings.ENCODER_THREADS: "1", ENV_CPU_INTRA_OP_CONFIG: "1", ENV_CPU_INTER_OP_CONFIG: "1"}
 CREATE_TRACKER_TABLES = (
     "from rasa.core.tracker_store import TrackerStore; from rasa.utils.endpoints import EndpointConfig; "
     f"TrackerStore.create(EndpointConfig(type='{ENDPOINT_PLUGINS['tracker_store']}'))")

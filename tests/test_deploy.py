@@ -7,6 +7,7 @@ import re
 import kubernetes_validate
 import pytest
 import yaml
+from rasa.constants import ENV_CPU_INTER_OP_CONFIG, ENV_CPU_INTRA_OP_CONFIG
 
 from benchmark.local_servers import ENDPOINT_PLUGINS
 from tuanjian import settings
@@ -20,7 +21,7 @@ SECRETS = {settings.ACTION_SERVER_TOKEN, settings.WEB_SESSION_SECRET, settings.T
 # Rasa's own names: its tracker store's pool, its lock store's ticket lifetime,
 # TensorFlow's threads.
 RASA_SETTINGS = {"SQL_POOL_SIZE", "SQL_MAX_OVERFLOW", "TICKET_LOCK_LIFETIME",
-                 "TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"}
+                 ENV_CPU_INTRA_OP_CONFIG, ENV_CPU_INTER_OP_CONFIG}
 
 
 def documents():

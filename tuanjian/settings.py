@@ -159,9 +159,10 @@ def messages_per_minute() -> int:
 
 
 def encoder_threads() -> int:
-    """One server alone on the machine gains a little from 4 threads; replicas
-    sharing cores lose: each message's matrix products are small, and idle
-    threads spin on cores the other replica needs (docs/experiments.md)."""
+    """The sentence encoder's BLAS threads. One server alone did not gain from
+    1; replicas sharing cores gain much: each message's matrix products are
+    small, and idle threads spin on cores the other replica needs
+    (docs/experiments.md)."""
     raw = _get(ENCODER_THREADS)
     value = int(raw) if raw else DEFAULT_ENCODER_THREADS
     if value < 1:

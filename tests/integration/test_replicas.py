@@ -53,6 +53,20 @@ def test_both_replicas_serve(topology):
                              timeout=30).json()
 
 
+def test_each_replica_runs_with_the_profiles_threads(topology):
+    # The environment each replica process really has (deploy/k8s sets the same:
+    # tests/test_deploy.py).
+    import psutil
+
+    from benchmark.topology import REPLICA_THREADS
+
+    replicas = {name: pid for name, pid in topology.processes.pids.items() if name.startswith("rasa-")}
+    assert len(replicas) == 2
+    for pid in replicas.values():
+        environ = psutil.Process(pid).environ()
+        assert {name: environ.get(name) for name in REPLICA_THREADS} == REPLICA_THREADS
+
+
 async def burst(topology: Topology, sender: str, messages: list[str], spacing: float) -> list[list]:
     """Each message sent `spacing` seconds after the one before, without waiting for replies."""
     async with aiohttp.ClientSession() as session:
