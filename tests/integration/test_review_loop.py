@@ -28,7 +28,9 @@ MISSES = [
     ("dangan he tuan guanxi yao yiqi zhuan ma", "faq_relation_vs_archive"),
     ("zhihui tuanjian mima wangji le", "faq_forgot_password"),
     ("俺的团关系咋还没批下来嘞", "faq_approval_pending"),
-    ("团委电话多少", "out_of_scope"),
+    # Was "团委电话多少": since the fourth round of voices the model reads it as
+    # ask_contact (whom to call about one's own transfer) at 0.93, no miss.
+    ("tuanyuanzheng diule zenme bu", "out_of_scope"),
 ]
 DOMAIN = Domain.load(str(settings.DOMAIN_DIR))
 
