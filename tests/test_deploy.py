@@ -71,13 +71,15 @@ def test_both_servers_take_settings_from_the_configmap_and_the_secret():
 
 
 def test_probes_use_the_routes_the_servers_answer():
-    # The same routes the local harness waits on: Rasa's GET /, the action server's /health.
+    # Ready: the REST channel's GET, which fails while no model is loaded
+    # (tests/channels/test_rest.py); alive: Rasa's GET /; the action server's /health.
     from actions.server import OPEN_ROUTES
 
     deployments = by_kind("Deployment")
     rasa = deployments["tuanjian-rasa"]["spec"]["template"]["spec"]["containers"][0]
     actions = deployments["tuanjian-actions"]["spec"]["template"]["spec"]["containers"][0]
-    assert rasa["readinessProbe"]["httpGet"]["path"] == "/"
+    assert rasa["readinessProbe"]["httpGet"]["path"] == "/webhooks/rest/"
+    assert rasa["livenessProbe"]["httpGet"]["path"] == "/"
     assert actions["readinessProbe"]["httpGet"]["path"] in OPEN_ROUTES
     assert all("resources" in c and c["resources"]["limits"]["memory"] for c in (rasa, actions))
 

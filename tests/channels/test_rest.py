@@ -3,6 +3,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from rasa.core.agent import Agent
 from rasa.core.channels.channel import register
 from rasa.shared.core.domain import Domain
 from sanic import Sanic
@@ -70,3 +71,19 @@ async def test_a_conversation_over_the_limit_gets_a_polite_reply(run_app, root):
     assert replies[2][1][0]["text"] == domain.responses["utter_rate_limited"][0]["text"]
     assert len(turns) == 2  # the refused message started no turn
     assert all(t[0] == "rest:fast" and t[1] == "rest" and set(t[2]) == {"client"} for t in turns)
+
+
+async def test_the_readiness_route_fails_until_a_model_is_loaded(run_app, root):
+    # Rasa's own GET / answers 200 even when the model failed to load
+    # (a bad setting at start-up), so the probe asks the channel instead.
+    app = Sanic(f"rest_ready_{uuid.uuid4().hex[:8]}")
+    register([RestInput(domain=Domain.load(str(root / "domain")))], app, route="/webhooks/")
+    session = await run_app(app)
+    async with session.get("/webhooks/rest/") as reply:
+        assert reply.status == 503  # no agent yet
+    app.ctx.agent = Agent()  # what load_agent returns when the model cannot be loaded
+    async with session.get("/webhooks/rest/") as reply:
+        assert reply.status == 503
+    app.ctx.agent = SimpleNamespace(is_ready=lambda: True)
+    async with session.get("/webhooks/rest/") as reply:
+        assert (reply.status, await reply.json()) == (200, {"status": "ok"})

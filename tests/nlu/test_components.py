@@ -133,6 +133,26 @@ def test_sentence_encoder_runs_on_the_threads_the_environment_sets(monkeypatch):
             settings.encoder_threads()
 
 
+def test_a_bad_encoder_thread_count_stops_the_model_loading_not_a_member_message(
+        monkeypatch, storage):
+    from rasa.engine.graph import GraphSchema
+
+    from tuanjian import settings
+    from tuanjian.rasa_server.nlu import sentence_encoder
+
+    context = ExecutionContext(graph_schema=GraphSchema({}), model_id="test", node_name="use")
+    monkeypatch.setenv(settings.ENCODER_THREADS, "0")
+    sentence_encoder.encoder.cache_clear()
+    try:
+        with pytest.raises(ValueError):
+            sentence_encoder.SentenceEncoderFeaturizer.load({}, storage, Resource("use"), context)
+        monkeypatch.setenv(settings.ENCODER_THREADS, "1")
+        sentence_encoder.SentenceEncoderFeaturizer.load({}, storage, Resource("use"), context)
+        assert sentence_encoder.encoder.cache_info().currsize == 1  # weights loaded with the model
+    finally:
+        sentence_encoder.encoder.cache_clear()
+
+
 def test_blender_averages_diet_and_its_linear_model(storage):
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
     from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY

@@ -85,8 +85,13 @@ class RestInput(RasaRestInput):
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
         webhook.listener("after_server_start")(make_tracker_store_strict)
 
+        # The readiness probe: Rasa's GET / answers even when the model failed to
+        # load, and such a replica would answer every member with an error.
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or not agent.is_ready():
+                return response.json({"status": "no model loaded"}, status=503)
             return response.json({"status": "ok"})
 
         @webhook.route("/webhook", methods=["POST"])

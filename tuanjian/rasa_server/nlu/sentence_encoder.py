@@ -57,6 +57,9 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SentenceEncoderFeaturizer:
+        # Loaded with the model, so that a bad TUANJIAN_ENCODER_THREADS stops the
+        # server at start-up and the first member does not wait for the weights.
+        encoder()
         return cls(config, execution_context.node_name)
 
     @classmethod
