@@ -72,6 +72,7 @@ async def run_app(monkeypatch):
         sock.bind(("127.0.0.1", 0))
         server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
         await server.startup()  # create_server has started listening already
+        await server.after_start()  # the channels' after_server_start listeners, as in `rasa run`
         servers.append(server)
         session = ClientSession(f"http://127.0.0.1:{sock.getsockname()[1]}")
         sessions.append(session)

@@ -34,7 +34,7 @@ from tuanjian.rasa_server.channels.guard import (
     message_rate_limit,
     rate_limited_reply,
 )
-from tuanjian.rasa_server.channels.turns import answer, make_tracker_store_strict, message_id_problem
+from tuanjian.rasa_server.channels.turns import answer, message_id_problem, prepare_agent
 
 MAX_MESSAGE_CHARS = 10_000
 # Conversation ids (channel prefix included) fit the backend's 128 characters.
@@ -83,7 +83,7 @@ class RestInput(RasaRestInput):
         # the tracker store away), and knows no message id: this one answers
         # through tuanjian.rasa_server.channels.turns.
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
-        webhook.listener("after_server_start")(make_tracker_store_strict)
+        webhook.listener("after_server_start")(prepare_agent)
 
         # The readiness probe: Rasa's GET / answers even when the model failed to
         # load, and such a replica would answer every member with an error.

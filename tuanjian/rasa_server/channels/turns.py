@@ -13,8 +13,9 @@ response (REST and the chat page).
   answered, or its replica died after storing the turn — is answered with the
   replies stored for it, not taken a second time. The check runs under the
   conversation's lock, so a first attempt still in progress is waited for.
-- make_tracker_store_strict, a listener each channel registers, lets the
-  tracker store's errors reach the turn (Rasa's wrapper would hide them).
+- prepare_agent, a listener each channel registers, lets the tracker store's
+  errors reach the turn (Rasa's wrapper would hide them) and has the action
+  server's replies checked with a compiled schema (remote_actions).
 """
 import logging
 import re
@@ -37,6 +38,7 @@ from tuanjian.rasa_server.channels.guard import (
     domain_text,
     json_error,
 )
+from tuanjian.rasa_server.remote_actions import check_replies_with_compiled_schema
 
 logger = logging.getLogger(__name__)
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -109,6 +111,12 @@ async def _retried_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]
                 return stored
         await agent.processor.handle_message(message)
     return None
+
+
+def prepare_agent(app: Sanic, _loop: Any = None) -> None:
+    """What the server needs before member messages (a Sanic listener)."""
+    make_tracker_store_strict(app)
+    check_replies_with_compiled_schema()
 
 
 def make_tracker_store_strict(app: Sanic, _loop: Any = None) -> None:

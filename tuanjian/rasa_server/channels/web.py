@@ -52,7 +52,7 @@ from tuanjian.rasa_server.channels.guard import (
 )
 from tuanjian.rasa_server.channels.rest import body_problem
 from tuanjian.rasa_server.channels.static_pages import add_page_routes
-from tuanjian.rasa_server.channels.turns import answer, make_tracker_store_strict, message_id_problem
+from tuanjian.rasa_server.channels.turns import answer, message_id_problem, prepare_agent
 from tuanjian.rasa_server.channels.web_session import WEB_CHANNEL, WebSessions, open_session_id
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class WebChatInput(InputChannel):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         web = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
-        web.listener("after_server_start")(make_tracker_store_strict)
+        web.listener("after_server_start")(prepare_agent)
         add_page_routes(web, STATIC_DIR)
 
         @web.route("/session", methods=["POST"])

@@ -43,7 +43,7 @@ from tuanjian.rasa_server.channels.guard import (
     json_error,
     message_rate_limit,
 )
-from tuanjian.rasa_server.channels.turns import STORE_ERRORS, make_tracker_store_strict
+from tuanjian.rasa_server.channels.turns import STORE_ERRORS, prepare_agent
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text, spoken_number
 from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
@@ -199,7 +199,7 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("wechat_webhook", __name__)
-        webhook.listener("after_server_start")(make_tracker_store_strict)
+        webhook.listener("after_server_start")(prepare_agent)
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
