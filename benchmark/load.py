@@ -144,7 +144,7 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
         turns = 0
         for concurrency in levels:
             result = asyncio.run(level(topology.base, concurrency, seconds))
-            turns += result["messages"] + result["flood_answered"]
+            turns += result["messages"] - result["errors"] + result["flood_answered"]
             refused = ", ".join(f"{status}: {n}" for status, n in sorted(result["refused"].items()))
             print(f"  {concurrency:3d} members: {result['per_second']:6.1f} messages/s, "
                   f"p50 {result['p50'] * 1000:6.0f} ms, p95 {result['p95'] * 1000:6.0f} ms, "
@@ -160,6 +160,10 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
             print(f"  {name:10s} CPU {figures['cpu_s']:7.1f} s in all, {used:6.1f} s over the levels "
                   f"({used / max(turns, 1) * 1000:5.1f} ms a turn of {turns}), "
                   f"RSS {figures['rss_mb']:7.0f} MiB")
+        if replicas > 1:
+            used = sum(after["cpu_s"] - before[name]["cpu_s"] for name, after in processes(topology).items()
+                       if name.startswith("rasa-"))
+            print(f"  replicas together {used:6.1f} s ({used / max(turns, 1) * 1000:5.1f} ms a turn)")
     print(f"  best at p95 <= {P95_LIMIT:.0f} s: {best.get('per_second', 0):.1f} messages/s "
           f"({best.get('concurrency', 0)} members)", flush=True)
     return best

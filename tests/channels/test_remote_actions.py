@@ -37,12 +37,14 @@ def action():
 
 @pytest.mark.parametrize("reply", VALID)
 def test_a_valid_reply_passes_both_checks(action, reply):
+    assert remote_actions.response_validator().is_valid(reply)  # the fast path, not the fallback
     assert remote_actions._rasa_check(action, reply) is True
     assert remote_actions._check_with_compiled_schema(action, reply) is True
 
 
 @pytest.mark.parametrize("reply", INVALID)
 def test_an_invalid_reply_fails_with_rasas_error(action, reply):
+    assert not remote_actions.response_validator().is_valid(reply)
     with pytest.raises(jsonschema.ValidationError) as rasas:
         remote_actions._rasa_check(action, reply)
     with pytest.raises(jsonschema.ValidationError) as ours:
@@ -78,3 +80,12 @@ async def test_a_channel_installs_the_check_when_its_server_starts(run_app, root
     assert RemoteAction._validate_action_result is remote_actions._rasa_check
     await run_app(app)
     assert RemoteAction._validate_action_result is remote_actions._check_with_compiled_schema
+
+
+def test_importing_the_module_again_keeps_rasas_own_check(action, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", remote_actions._check_with_compiled_schema)
+    again = importlib.reload(remote_actions)
+    with pytest.raises(jsonschema.ValidationError):  # not a RecursionError
+        again._check_with_compiled_schema(action, INVALID[0])

@@ -16,7 +16,10 @@ from typing import Any
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 
-_rasa_check = RemoteAction._validate_action_result
+# Rasa's own check, kept once: a second import after installing must not take
+# the installed check for Rasa's.
+_rasa_check = getattr(RemoteAction, "_rasa_validate_action_result", RemoteAction._validate_action_result)
+RemoteAction._rasa_validate_action_result = _rasa_check
 
 
 @lru_cache(maxsize=1)
@@ -34,5 +37,7 @@ def _check_with_compiled_schema(self: RemoteAction, result: dict[str, Any]) -> b
 
 
 def check_replies_with_compiled_schema() -> None:
-    """Install the check (idempotent): a channel calls it when the server starts."""
+    """Install the check (idempotent): a channel calls it when the server starts,
+    which also compiles the schema, so no member's turn waits for that."""
+    response_validator()
     RemoteAction._validate_action_result = _check_with_compiled_schema

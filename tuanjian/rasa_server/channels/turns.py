@@ -13,7 +13,8 @@ response (REST and the chat page).
   answered, or its replica died after storing the turn — is answered with the
   replies stored for it, not taken a second time. The check runs under the
   conversation's lock, so a first attempt still in progress is waited for.
-- prepare_agent, a listener each channel registers, lets the tracker store's
+- prepare_agent, a listener each channel that runs turns registers (REST,
+  the chat page, WeChat), lets the tracker store's
   errors reach the turn (Rasa's wrapper would hide them) and has the action
   server's replies checked with a compiled schema (remote_actions).
 """

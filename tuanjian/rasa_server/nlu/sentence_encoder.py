@@ -57,8 +57,9 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SentenceEncoderFeaturizer:
-        # Loaded with the model, so that a bad TUANJIAN_ENCODER_THREADS stops the
-        # server at start-up and the first member does not wait for the weights.
+        # Loaded with the model, so that a bad TUANJIAN_ENCODER_THREADS fails the
+        # model's loading (the replica never becomes ready: the REST channel's
+        # GET answers 503) and the first member does not wait for the weights.
         encoder()
         return cls(config, execution_context.node_name)
 
