@@ -155,15 +155,15 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
                 best = result
         # CPU over the levels only (not the model's loading), per turn answered
         # (members' and the flood's): what a turn costs, whatever the latency.
-        for name, figures in processes(topology).items():
-            used = figures["cpu_s"] - before[name]["cpu_s"]
-            print(f"  {name:10s} CPU {figures['cpu_s']:7.1f} s in all, {used:6.1f} s over the levels "
-                  f"({used / max(turns, 1) * 1000:5.1f} ms a turn of {turns}), "
+        after = processes(topology)
+        used = {name: figures["cpu_s"] - before[name]["cpu_s"] for name, figures in after.items()}
+        for name, figures in after.items():
+            print(f"  {name:10s} CPU {figures['cpu_s']:7.1f} s in all, {used[name]:6.1f} s over the levels "
+                  f"({used[name] / max(turns, 1) * 1000:5.1f} ms a turn of {turns}), "
                   f"RSS {figures['rss_mb']:7.0f} MiB")
         if replicas > 1:
-            used = sum(after["cpu_s"] - before[name]["cpu_s"] for name, after in processes(topology).items()
-                       if name.startswith("rasa-"))
-            print(f"  replicas together {used:6.1f} s ({used / max(turns, 1) * 1000:5.1f} ms a turn)")
+            together = sum(cpu for name, cpu in used.items() if name.startswith("rasa-"))
+            print(f"  replicas together {together:6.1f} s ({together / max(turns, 1) * 1000:5.1f} ms a turn)")
     print(f"  best at p95 <= {P95_LIMIT:.0f} s: {best.get('per_second', 0):.1f} messages/s "
           f"({best.get('concurrency', 0)} members)", flush=True)
     return best
