@@ -196,8 +196,45 @@ def test_blender_averages_diet_and_its_linear_model(storage):
     assert ranking["faq_forgot_password"] == pytest.approx((1 - weight) * linear["faq_forgot_password"])
     assert abs(sum(ranking.values()) - 1.0) < 1e-6
     assert message.get(INTENT)["name"] == "faq_forgot_password"
-    # Saved and loaded with coef_.T C-ordered, so predict_proba need not copy it.
-    assert model["classifier"].coef_.T.flags["C_CONTIGUOUS"]
+    # Saved and loaded with each feature's weights contiguous, the columns the scorer gathers.
+    assert model["classifier"].coef_.flags["F_CONTIGUOUS"]
+
+
+def test_blender_scorer_gives_sklearns_probabilities(storage):
+    """The scorer computes the TF-IDF rows itself; sklearn's transforms and
+    predict_proba on the same fitted model are the reference."""
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+    from rasa.shared.nlu.constants import INTENT
+
+    from tuanjian.rasa_server.nlu.blender import (
+        IntentBlender, _linear_features, fit_linear_model, linear_probabilities)
+    from tuanjian.rasa_server.nlu.sentence_encoder import SentenceEncoderFeaturizer
+
+    tokenizer = JiebaTokenizer.create(
+        {**JiebaTokenizer.get_default_config(), "dictionary_path": "data/dict"}, storage,
+        Resource("jieba"), None)
+    featurizer = SentenceEncoderFeaturizer({}, "use")
+
+    def featurized(texts):
+        messages = [Message({TEXT: t}) for t in texts]
+        tokenizer.process(messages)
+        featurizer.process(messages)
+        return messages
+
+    examples = featurized(["忘记密码", "密码忘了怎么办", "重置密码", "你好", "您好呀", "早上好",
+                           "转人工", "我要人工客服", "找个真人", "毕业了团关系转哪", "我考研了转到哪"])
+    for example, intent in zip(examples, ["faq_forgot_password"] * 3 + ["greet"] * 3
+                               + ["request_human"] * 3 + ["faq_graduate_destination"] * 2, strict=True):
+        example.set(INTENT, intent)
+    # Weights that are not exact in float32, so the embedding's widening is checked too.
+    config = {**IntentBlender.get_default_config(), "pinyin_weight": 0.7, "embedding_weight": 1.3}
+    model = fit_linear_model(examples, config)
+    # Repeated words and characters (tf > 1), unseen ones only, Latin letters
+    # (lower-cased by the char analyzer), a homophone typo, a long message.
+    messages = featurized(["密码密码密码忘了", "犇骉", "HELLO 转人工", "泥好", "qwerty",
+                           "我毕业了工作单位没有团组织，团关系转到哪里去，密码也忘了，能转人工吗" * 3])
+    expected = model["classifier"].predict_proba(_linear_features(model, messages, config))
+    assert linear_probabilities(model, messages, config) == pytest.approx(expected, abs=1e-12)
 
 
 def test_pinyin_features_join_homophone_typos_to_the_intended_words():

@@ -10,6 +10,7 @@ fallback threshold applies to the blended confidence.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import joblib
@@ -25,6 +26,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.sparse import csr_matrix, hstack
+from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -81,17 +83,61 @@ def fit_linear_model(examples: list[Message], config: dict[str, Any]) -> dict[st
     model["words"].fit([words(m) for m in examples])
     classifier = LogisticRegression(C=config["C"], max_iter=5000)
     classifier.fit(_linear_features(model, examples, config), [m.get(INTENT) for m in examples])
-    # predict_proba multiplies the features by coef_.T, which scipy copies into
-    # C order on every call (~1.4 ms a message); stored in Fortran order, coef_.T
-    # is already C-ordered (joblib keeps the order).
+    # Stored in Fortran order (joblib keeps it), so that the weights of one
+    # feature for every intent, the columns LinearScorer gathers, are contiguous.
     classifier.coef_ = np.asfortranarray(classifier.coef_)
     return {**model, "classifier": classifier}
+
+
+class LinearScorer:
+    """The linear model's probabilities for one message at a time.
+
+    They are what ``classifier.predict_proba`` gives on the stacked blocks of
+    ``_linear_features``, computed from the fitted vectorizers' own analyzers,
+    vocabularies and IDF weights without building sparse matrices: sklearn's
+    three transforms and the stacking cost about 2 ms a message, most of a
+    turn's blending. tests/nlu/test_components.py checks that the two agree.
+    """
+
+    def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
+        classifier = model["classifier"]
+        self.classes = list(classifier.classes_)
+        self._blocks = []
+        offset = 0
+        for name, weight in (("chars", 1.0), ("words", 1.0), ("pinyin", config["pinyin_weight"])):
+            vectorizer = model[name]
+            self._blocks.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
+                                 vectorizer.idf_, offset, weight))
+            offset += len(vectorizer.vocabulary_)
+        self._coef = classifier.coef_
+        self._embedding_coef = np.ascontiguousarray(classifier.coef_[:, offset:])
+        self._embedding_weight = config["embedding_weight"]
+        self._intercept = classifier.intercept_
+
+    def probabilities(self, message: Message) -> np.ndarray:
+        text = message.get(TEXT) or ""
+        # Weighted in float32 before widening, as _linear_features does.
+        embedding = (sentence_embedding(message) * self._embedding_weight).astype(np.float64)
+        decision = self._intercept + self._embedding_coef @ embedding
+        for (analyzer, vocabulary, idf, offset, weight), document in zip(
+                self._blocks, (text, words(message), text), strict=True):
+            counts = Counter(vocabulary[term] for term in analyzer(document) if term in vocabulary)
+            if not counts:
+                continue
+            columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            # TfidfVectorizer(sublinear_tf=True): (1 + log tf) * idf, rows of unit length.
+            values = (1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))))
+            values *= idf[columns]
+            values *= weight / np.linalg.norm(values)
+            decision += self._coef[:, offset + columns] @ values
+        return softmax(decision)
 
 
 def linear_probabilities(model: dict[str, Any], messages: list[Message],
                          config: dict[str, Any]) -> np.ndarray:
     """One row per message, columns in the order of model["classifier"].classes_."""
-    return model["classifier"].predict_proba(_linear_features(model, messages, config))
+    scorer = LinearScorer(model, config)
+    return np.stack([scorer.probabilities(m) for m in messages])
 
 
 @DefaultV1Recipe.register(
@@ -113,6 +159,7 @@ class IntentBlender(GraphComponent, IntentClassifier):
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
+        self._scorer = LinearScorer(model, self._config) if model else None
 
     @classmethod
     def create(cls, config: dict[str, Any], model_storage: ModelStorage,
@@ -127,6 +174,7 @@ class IntentBlender(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         self.model = fit_linear_model(training_data.intent_examples, self._config)
+        self._scorer = LinearScorer(self.model, self._config)
         with self._model_storage.write_to(self._resource) as path:
             joblib.dump(self.model, path / MODEL_FILE)
         return self._resource
@@ -139,12 +187,12 @@ class IntentBlender(GraphComponent, IntentClassifier):
         return messages
 
     def _blend(self, messages: list[Message]) -> None:
-        if self.model is None:  # not trained: DIET's ranking stands
+        if self._scorer is None:  # not trained: DIET's ranking stands
             return
-        probabilities = linear_probabilities(self.model, messages, self._config)
-        intents = list(self.model["classifier"].classes_)
+        intents = self._scorer.classes
         weight = self._config["diet_weight"]
-        for message, linear in zip(messages, probabilities, strict=False):
+        for message in messages:
+            linear = self._scorer.probabilities(message)
             diet = {r["name"]: r["confidence"] for r in message.get(INTENT_RANKING_KEY) or []}
             blended = sorted(
                 ((name, float(weight * diet.get(name, 0.0) + (1 - weight) * p))
