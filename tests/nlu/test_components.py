@@ -206,8 +206,7 @@ def test_blender_scorer_gives_sklearns_probabilities(storage):
     from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
     from rasa.shared.nlu.constants import INTENT
 
-    from tuanjian.rasa_server.nlu.blender import (
-        IntentBlender, _linear_features, fit_linear_model, linear_probabilities)
+    from tuanjian.rasa_server.nlu.blender import IntentBlender, _linear_features, fit_linear_model, linear_probabilities
     from tuanjian.rasa_server.nlu.sentence_encoder import SentenceEncoderFeaturizer
 
     tokenizer = JiebaTokenizer.create(

@@ -126,10 +126,9 @@ class LinearScorer:
                 continue
             columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
             # TfidfVectorizer(sublinear_tf=True): (1 + log tf) * idf, rows of unit length.
-            values = (1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))))
-            values *= idf[columns]
-            values *= weight / np.linalg.norm(values)
-            decision += self._coef[:, offset + columns] @ values
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            values = (1 + np.log(tf)) * idf[columns]
+            decision += self._coef[:, offset + columns] @ (values * (weight / float(np.linalg.norm(values))))
         return softmax(decision)
 
 
