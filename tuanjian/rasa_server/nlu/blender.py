@@ -118,7 +118,9 @@ class LinearScorer:
         text = message.get(TEXT) or ""
         # Weighted in float32 before widening, as _linear_features does.
         embedding = (sentence_embedding(message) * self._embedding_weight).astype(np.float64)
-        decision = self._intercept + self._embedding_coef @ embedding
+        # einsum, not @: a product this small is not worth BLAS's threads, and
+        # once started they spin on the other core (a replica's CPU a turn doubled).
+        decision = self._intercept + np.einsum("ij,j->i", self._embedding_coef, embedding)
         for (analyzer, vocabulary, idf, offset, weight), document in zip(
                 self._blocks, (text, words(message), text), strict=True):
             counts = Counter(vocabulary[term] for term in analyzer(document) if term in vocabulary)
@@ -128,7 +130,8 @@ class LinearScorer:
             # TfidfVectorizer(sublinear_tf=True): (1 + log tf) * idf, rows of unit length.
             tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
             values = (1 + np.log(tf)) * idf[columns]
-            decision += self._coef[:, offset + columns] @ (values * (weight / float(np.linalg.norm(values))))
+            decision += np.einsum("ij,j->i", self._coef[:, offset + columns],
+                                  values * (weight / float(np.linalg.norm(values))))
         return softmax(decision)
 
 
