@@ -237,6 +237,11 @@ def test_blender_scorer_gives_sklearns_probabilities(storage):
                            "我毕业了工作单位没有团组织，团关系转到哪里去，密码也忘了，能转人工吗" * 3])
     expected = model["classifier"].predict_proba(_linear_features(model, messages, config))
     assert linear_probabilities(model, messages, config) == pytest.approx(expected, abs=1e-12)
+    # Two intents: sklearn fits a single decision function.
+    model = fit_linear_model(examples[:6], config)
+    expected = model["classifier"].predict_proba(_linear_features(model, messages, config))
+    assert expected.shape == (len(messages), 2)
+    assert linear_probabilities(model, messages, config) == pytest.approx(expected, abs=1e-12)
 
 
 def test_pinyin_features_join_homophone_typos_to_the_intended_words():

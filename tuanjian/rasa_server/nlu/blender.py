@@ -132,6 +132,10 @@ class LinearScorer:
             values = (1 + np.log(tf)) * idf[columns]
             decision += np.einsum("ij,j->i", self._coef[:, offset + columns],
                                   values * (weight / float(np.linalg.norm(values))))
+        if decision.size == 1:
+            # Two intents: sklearn fits one decision, P(second) = expit(d), which
+            # is what the softmax of (0, d) gives.
+            decision = np.array([0.0, decision[0]])
         return softmax(decision)
 
 
@@ -183,22 +187,19 @@ class IntentBlender(GraphComponent, IntentClassifier):
 
     def process(self, messages: list[Message]) -> list[Message]:
         messages_with_text = [m for m in messages if m.get(TEXT)]
-        if not self.model or not messages_with_text:
-            return messages
-        self._blend(messages_with_text)
+        if self._scorer is not None:  # not trained: DIET's ranking stands
+            self._blend(self._scorer, messages_with_text)
         return messages
 
-    def _blend(self, messages: list[Message]) -> None:
-        if self._scorer is None:  # not trained: DIET's ranking stands
-            return
-        intents = self._scorer.classes
+    def _blend(self, scorer: LinearScorer, messages: list[Message]) -> None:
+        intents = scorer.classes
         weight = self._config["diet_weight"]
         for message in messages:
-            linear = self._scorer.probabilities(message)
+            linear = scorer.probabilities(message)
             diet = {r["name"]: r["confidence"] for r in message.get(INTENT_RANKING_KEY) or []}
             blended = sorted(
                 ((name, float(weight * diet.get(name, 0.0) + (1 - weight) * p))
-                 for name, p in zip(intents, linear, strict=False)),
+                 for name, p in zip(intents, linear, strict=True)),
                 key=lambda pair: -pair[1])
             ranking = [{"name": name, "confidence": conf} for name, conf in blended[:10]]
             message.set(INTENT, ranking[0], add_to_output=True)
