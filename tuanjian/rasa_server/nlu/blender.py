@@ -11,6 +11,7 @@ fallback threshold applies to the blended confidence.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import joblib
@@ -54,16 +55,22 @@ def pinyin_ngrams(text: str) -> list[str]:
     return syllables + [" ".join(pair) for pair in zip(syllables, syllables[1:], strict=False)]
 
 
+def text(message: Message) -> str:
+    return message.get(TEXT) or ""
+
+
+def _sparse_blocks(config: dict[str, Any]) -> list[tuple[str, float, Callable[[Message], Any]]]:
+    """The linear model's sparse feature blocks in their order: the vectorizer,
+    its weight and what of a message it reads. The sentence embedding follows."""
+    return [("chars", 1.0, text), ("words", 1.0, words), ("pinyin", config["pinyin_weight"], text)]
+
+
 def _linear_features(model: dict[str, Any], messages: list[Message],
                      config: dict[str, Any]) -> csr_matrix:
-    texts = [m.get(TEXT) or "" for m in messages]
     embeddings = np.stack([sentence_embedding(m) for m in messages])
-    return hstack([
-        model["chars"].transform(texts),
-        model["words"].transform([words(m) for m in messages]),
-        model["pinyin"].transform(texts) * config["pinyin_weight"],
-        csr_matrix(embeddings * config["embedding_weight"]),
-    ]).tocsr()
+    return hstack([model[name].transform([document(m) for m in messages]) * weight
+                   for name, weight, document in _sparse_blocks(config)]
+                  + [csr_matrix(embeddings * config["embedding_weight"])]).tocsr()
 
 
 def fit_linear_model(examples: list[Message], config: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +111,10 @@ class LinearScorer:
         self.classes = list(classifier.classes_)
         self._blocks = []
         offset = 0
-        for name, weight in (("chars", 1.0), ("words", 1.0), ("pinyin", config["pinyin_weight"])):
+        for name, weight, document in _sparse_blocks(config):
             vectorizer = model[name]
             self._blocks.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
-                                 vectorizer.idf_, offset, weight))
+                                 vectorizer.idf_, offset, weight, document))
             offset += len(vectorizer.vocabulary_)
         self._coef = classifier.coef_
         self._embedding_coef = np.ascontiguousarray(classifier.coef_[:, offset:])
@@ -115,15 +122,13 @@ class LinearScorer:
         self._intercept = classifier.intercept_
 
     def probabilities(self, message: Message) -> np.ndarray:
-        text = message.get(TEXT) or ""
         # Weighted in float32 before widening, as _linear_features does.
         embedding = (sentence_embedding(message) * self._embedding_weight).astype(np.float64)
         # einsum, not @: a product this small is not worth BLAS's threads, and
         # once started they spin on the other core (a replica's CPU a turn doubled).
         decision = self._intercept + np.einsum("ij,j->i", self._embedding_coef, embedding)
-        for (analyzer, vocabulary, idf, offset, weight), document in zip(
-                self._blocks, (text, words(message), text), strict=True):
-            counts = Counter(vocabulary[term] for term in analyzer(document) if term in vocabulary)
+        for analyzer, vocabulary, idf, offset, weight, document in self._blocks:
+            counts = Counter(vocabulary[term] for term in analyzer(document(message)) if term in vocabulary)
             if not counts:
                 continue
             columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
