@@ -53,13 +53,12 @@ class Agent:
         if self.fail_with:
             raise self.fail_with
         self.turns.append(message.text)
-        if self.silent:  # what Rasa does when a custom action fails: log it, say nothing
-            return
-        reply = f"答复{len(self.turns)}"
-        await message.output_channel.send_text_with_buttons(message.sender_id, reply, BUTTONS)
         tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
         tracker.update(UserUttered(message.text, message_id=message.message_id))
-        tracker.update(BotUttered(reply, {"buttons": BUTTONS}))
+        if not self.silent:  # what Rasa does when a custom action fails: log it, say nothing
+            reply = f"答复{len(self.turns)}"
+            await message.output_channel.send_text_with_buttons(message.sender_id, reply, BUTTONS)
+            tracker.update(BotUttered(reply, {"buttons": BUTTONS}))
         await self.tracker_store.save(tracker)
 
 
@@ -186,6 +185,34 @@ async def test_a_retry_of_a_silent_turn_says_the_service_is_away(serve):
     client = await serve(agent)
     await send(client, message="帮我查一下我的转接进度", message_id="silent-001")
     status, _, body = await send(client, message="帮我查一下我的转接进度", message_id="silent-001", retry=True)
+    assert status == 200 and body == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+
+
+async def test_the_reply_to_a_silent_turn_is_stored_after_the_message_once(serve):
+    agent = Agent(silent=True)
+    client = await serve(agent)
+    await send(client, message="帮我查一下我的转接进度", message_id="silent-002")
+    await send(client, message="帮我查一下我的转接进度", message_id="silent-002", retry=True)
+    tracker = await agent.tracker_store.retrieve("rest:m")
+    said = [(type(e).__name__, e.text) for e in tracker.events if isinstance(e, (UserUttered, BotUttered))]
+    assert said == [("UserUttered", "帮我查一下我的转接进度"), ("BotUttered", UNAVAILABLE)]
+    assert agent.turns == ["帮我查一下我的转接进度"]
+
+
+async def test_a_silent_turn_is_answered_when_its_reply_cannot_be_stored(serve):
+    class StoreAway(Agent):
+        def __init__(self):
+            super().__init__(silent=True)
+            self.lock_store = SimpleNamespace(lock=self._lock)
+
+        def _lock(self, sender_id):
+            raise LockError("Redis away")
+
+        async def handle_message(self, message):
+            await self._turn(message)
+
+    client = await serve(StoreAway())
+    status, _, body = await send(client, message="帮我查一下我的转接进度")
     assert status == 200 and body == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
 
 

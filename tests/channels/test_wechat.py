@@ -4,16 +4,21 @@ import asyncio
 import re
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import xmltodict
-from rasa.core.lock_store import LockError
+from rasa.core.lock_store import InMemoryLockStore, LockError
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, UserUttered
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sanic import Sanic
 from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
+from tuanjian.conversation_ids import conversation_id
 from tuanjian.rasa_server.channels.wechat import RedisTTLStore, TTLStore, WeChatInput
 from tuanjian.rasa_server.channels.wechat_render import (
     MAX_TEXT_BYTES,
@@ -272,6 +277,24 @@ async def test_a_turn_without_a_word_says_the_service_is_away(client, rasa):
     rasa.respond = lambda text: []
     status, body = await client.post(text_xml("查一下我的转接进度"))
     assert status == 200 and reply_content(body) == UNAVAILABLE
+
+
+async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(rasa, make_channel, run_app):
+    # What Rasa stored of the turn: the member's message, and no reply.
+    agent = SimpleNamespace(lock_store=InMemoryLockStore(), tracker_store=InMemoryTrackerStore(Domain.empty()))
+    sender_id = conversation_id("wechat", OPENID)
+    tracker = await agent.tracker_store.get_or_create_tracker(sender_id)
+    tracker.update(UserUttered("查一下我的转接进度"))
+    await agent.tracker_store.save(tracker)
+    rasa.respond = lambda text: []
+    app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
+    app.blueprint(make_channel().blueprint(rasa), url_prefix="/webhooks/wechat")
+    app.ctx.agent = agent
+    client = Client(await run_app(app))
+    status, body = await client.post(text_xml("查一下我的转接进度"))
+    assert status == 200 and reply_content(body) == UNAVAILABLE
+    stored = await agent.tracker_store.retrieve(sender_id)
+    assert [e.text for e in stored.events if isinstance(e, BotUttered)] == [UNAVAILABLE]
 
 
 async def test_text_message_gets_a_passive_reply(client, rasa):

@@ -8,6 +8,8 @@ response (REST and the chat page).
 - A turn that ends without a word (a custom action failed: the action server
   is away; Rasa logs it and goes on) is answered with utter_service_unavailable,
   which says so and where a person can help: every turn of ours says something.
+  That reply is stored after the member's message, so the transcript a
+  person reads (and a retry of the message) shows what the member was told.
 - A message may carry the client's own id ("message_id"). A retry of it
   ("retry": true) whose turn is already stored — the first attempt was
   answered, or its replica died after storing the turn — is answered with the
@@ -99,6 +101,20 @@ async def say_unavailable(agent: Any, message: UserMessage) -> None:
     text = domain_text(getattr(agent, "domain", None), SERVICE_UNAVAILABLE_RESPONSE)
     if text:
         await message.output_channel.send_text_message(message.sender_id, text)
+        await keep_reply(agent, message.sender_id, text)
+
+
+async def keep_reply(agent: Any, sender_id: str, text: str) -> None:
+    """Store a reply the channel gave outside Rasa's turn, after the member's
+    message (a bot message only: what the policies read is unchanged)."""
+    try:
+        async with agent.lock_store.lock(sender_id):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is not None:
+                tracker.update(BotUttered(text))
+                await agent.tracker_store.save(tracker)
+    except STORE_ERRORS as error:  # the member has the reply; only the transcript lacks it
+        logger.warning("reply to the silent turn of %s not stored: %r", sender_id, error)
 
 
 async def _retried_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]] | None:

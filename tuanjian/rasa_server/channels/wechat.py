@@ -43,7 +43,7 @@ from tuanjian.rasa_server.channels.guard import (
     json_error,
     message_rate_limit,
 )
-from tuanjian.rasa_server.channels.turns import STORE_ERRORS, prepare_agent
+from tuanjian.rasa_server.channels.turns import STORE_ERRORS, keep_reply, prepare_agent
 from tuanjian.rasa_server.channels.wechat_client import customer_service_client, refuse_moved_keys
 from tuanjian.rasa_server.channels.wechat_render import chosen_payload, render, split_text, spoken_number
 from tuanjian.rasa_server.channels.wechat_replies import LocalReplies, RedisReplies, reply_claims
@@ -242,7 +242,8 @@ class WeChatInput(InputChannel):
             if said is None:
                 return response.text(SUCCESS)
             key = f"msg:{message.id}" if not is_event and message.id else f"event:{openid}:{message.time}"
-            reply = await self._passive_reply(key, openid, said, on_new_message)
+            agent = getattr(request.app.ctx, "agent", None)
+            reply = await self._passive_reply(key, openid, said, on_new_message, agent)
             return self._render_reply(request, message, reply, encrypted is not None)
 
         return webhook
@@ -281,23 +282,23 @@ class WeChatInput(InputChannel):
     # -- turns ---------------------------------------------------------------
 
     async def _passive_reply(self, key: str, openid: str, said: TurnInput,
-                             on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str:
+                             on_new_message: Callable[[UserMessage], Awaitable[Any]], agent: Any) -> str:
         """The passive reply for a message; a retry gets the first one's."""
         if not await self.replies.claim(key):
             # _run settles the first copy's reply within reply_timeout.
             return await self.replies.wait(key, self.reply_timeout + 1.0) or SUCCESS
         passive = asyncio.get_running_loop().create_future()
         # Its own task: a request WeChat gave up on must not cancel the turn.
-        task = asyncio.ensure_future(self._run(key, passive, openid, said, on_new_message))
+        task = asyncio.ensure_future(self._run(key, passive, openid, said, on_new_message, agent))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(passive)
 
     async def _run(self, key: str, passive: asyncio.Future, openid: str, said: TurnInput,
-                   on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+                   on_new_message: Callable[[UserMessage], Awaitable[Any]], agent: Any) -> None:
         """Resolve `passive` (and the claim retries wait on) within reply_timeout;
         send what it could not hold."""
-        turn = asyncio.ensure_future(self._turn(openid, said, on_new_message))
+        turn = asyncio.ensure_future(self._turn(openid, said, on_new_message, agent))
         try:
             done, _ = await asyncio.wait({turn}, timeout=self.reply_timeout)
             if done:
@@ -323,15 +324,16 @@ class WeChatInput(InputChannel):
             logger.warning("WeChat reply of %s not shared with other replicas", key, exc_info=True)
 
     async def _turn(self, openid: str, said: TurnInput,
-                    on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[str]:
+                    on_new_message: Callable[[UserMessage], Awaitable[Any]], agent: Any) -> list[str]:
         if not self.rate_limit.allow(openid):
             return [self.rate_limited_text]
         typed = spoken_number(said.text) if said.voice else said.text
         text = chosen_payload(typed, self.options.get(openid) or []) or said.text
         collector = CollectingOutputChannel()
+        sender_id = conversation_id(self.name(), openid)
         try:
             # The OpenID is the client too: a new one costs a new WeChat account.
-            await on_new_message(UserMessage(text, collector, conversation_id(self.name(), openid),
+            await on_new_message(UserMessage(text, collector, sender_id,
                                              input_channel=self.name(),
                                              metadata={"wechat_openid": openid, "client": f"wechat-{openid}",
                                                        **({"wechat_voice": True} if said.voice else {})}))
@@ -341,6 +343,8 @@ class WeChatInput(InputChannel):
             return [self.busy_text]
         if not collector.messages:  # a custom action failed (tuanjian.rasa_server.channels.turns)
             logger.warning("WeChat turn of %s ended without a reply", openid)
+            if agent is not None and self.unavailable_text:
+                await keep_reply(agent, sender_id, self.unavailable_text)
             return [self.unavailable_text]
         reply, payloads = render(collector.messages, self.hint)
         if payloads:
