@@ -18,7 +18,7 @@ import requests
 from benchmark.local_servers import answers_greeting
 from benchmark.services import OwnPostgres, OwnRedis, own_postgres, own_redis
 from benchmark.topology import Stores, Topology, running_topology
-from tests.integration.test_replicas import stored_user_texts
+from tests.integration.test_replicas import stored_texts
 from tuanjian.polling import wait_until
 
 # The chat page's waits before each new attempt (chat.js RETRY_DELAYS_MS).
@@ -87,7 +87,7 @@ def test_a_retry_of_an_answered_message_is_not_a_second_turn(faulty):
     again = [say(faulty, sender, FAQ, message_id, retry=True) for _ in range(2)]
     assert first.status == 200 and FAQ_FACT in joined(first)
     assert all(a.status == 200 and a.texts == first.texts for a in again)
-    assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ]
+    assert stored_texts(faulty.topology, f"rest:{sender}") == [FAQ]
 
 
 def test_the_action_server_stopped(faulty):
@@ -100,6 +100,8 @@ def test_the_action_server_stopped(faulty):
         status = say(faulty, sender, "帮我查一下我的转接进度")
         assert polite(status) and status.status == 200, status
         assert "暂时无法使用" in joined(status) and "团支部或上级团委" in joined(status)
+        # The transcript a person reads shows what the member was told.
+        assert stored_texts(faulty.topology, f"rest:{sender}", "bot")[-1] == joined(status)
         guide = say(faulty, f"guide-down-{uuid.uuid4().hex[:6]}", "/start_destination_guide")
         assert polite(guide) and "暂时无法使用" in joined(guide), guide
     finally:
@@ -137,7 +139,7 @@ def test_redis_stopped(faulty):
         faulty.redis.start()
     back = say(faulty, sender, FAQ)
     assert back.status == 200 and FAQ_FACT in joined(back)
-    assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ]
+    assert stored_texts(faulty.topology, f"rest:{sender}") == [FAQ]
 
 
 def test_the_tracker_database_stopped(faulty):
@@ -153,7 +155,7 @@ def test_the_tracker_database_stopped(faulty):
         faulty.tracker_db.start()
     back = say(faulty, sender, f"{FAQ} 回")
     assert back.status == 200 and FAQ_FACT in joined(back)
-    assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ, f"{FAQ} 回"]
+    assert stored_texts(faulty.topology, f"rest:{sender}") == [FAQ, f"{FAQ} 回"]
 
 
 def test_the_tracker_database_restarted(faulty):
@@ -163,7 +165,7 @@ def test_the_tracker_database_restarted(faulty):
     # Every pooled connection of both replicas is now dead: not one turn fails.
     answers = [say(faulty, sender, f"{FAQ} {i}") for i in range(6)]
     assert all(a.status == 200 and FAQ_FACT in joined(a) for a in answers), answers
-    assert stored_user_texts(faulty.topology, f"rest:{sender}") == [FAQ] + [f"{FAQ} {i}" for i in range(6)]
+    assert stored_texts(faulty.topology, f"rest:{sender}") == [FAQ] + [f"{FAQ} {i}" for i in range(6)]
 
 
 def test_the_backend_database_restarted(faulty):
@@ -216,7 +218,7 @@ def test_a_replica_killed_in_the_middle_of_a_burst(faulty):
         for sender in senders:
             assert [status for status, _ in answers[sender]] == [200] * turns, answers[sender]
             assert all(FAQ_FACT in "\n".join(texts) for _, texts in answers[sender])
-            assert stored_user_texts(faulty.topology, f"rest:{sender}") == [f"{FAQ} 第{t}条" for t in range(turns)]
+            assert stored_texts(faulty.topology, f"rest:{sender}") == [f"{FAQ} 第{t}条" for t in range(turns)]
     finally:
         processes.start("rasa-0")
         assert wait_until(lambda: answers_greeting(faulty.topology.replicas[0]), timeout=180)

@@ -32,14 +32,15 @@ async def post(session: aiohttp.ClientSession, base: str, sender: str, message: 
         return await reply.json()
 
 
-def stored_user_texts(topology: Topology, conversation: str) -> list[str]:
-    """The member messages of a conversation in the tracker store, in stored order."""
+def stored_texts(topology: Topology, conversation: str, type_name: str = "user") -> list[str]:
+    """A conversation's messages of one kind in the tracker store, in stored
+    order: the member's ("user") or the assistant's ("bot")."""
     engine = db.make_engine(topology.tracker_store_url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(text(
-                "SELECT data FROM events WHERE sender_id = :sender AND type_name = 'user' ORDER BY id"),
-                {"sender": conversation}).scalars().all()
+                "SELECT data FROM events WHERE sender_id = :sender AND type_name = :type ORDER BY id"),
+                {"sender": conversation, "type": type_name}).scalars().all()
     finally:
         engine.dispose()
     return [json.loads(row)["text"] for row in rows]
@@ -87,7 +88,7 @@ async def test_a_burst_from_one_sender_is_answered_in_order(topology):
     messages = [f"忘记密码怎么办 第{i}条" for i in range(BURST)]
     replies = await burst(topology, sender, messages, 0.25)
     assert all(replies), "a message got no reply"
-    assert stored_user_texts(topology, f"rest:{sender}") == messages
+    assert stored_texts(topology, f"rest:{sender}") == messages
 
 
 async def test_a_tight_burst_is_answered_and_stored_once(topology):
@@ -95,7 +96,7 @@ async def test_a_tight_burst_is_answered_and_stored_once(topology):
     messages = [f"忘记密码怎么办 第{i}条" for i in range(BURST)]
     replies = await burst(topology, sender, messages, 0.005)
     assert all(replies), "a message got no reply"
-    stored = stored_user_texts(topology, f"rest:{sender}")
+    stored = stored_texts(topology, f"rest:{sender}")
     assert sorted(stored) == sorted(messages)  # none lost, none doubled
 
 
@@ -110,7 +111,7 @@ async def test_twenty_senders_in_parallel_keep_their_own_order(topology):
         conversations = await asyncio.gather(*(converse(session, s) for s in senders))
     assert all(all(replies) for replies in conversations)
     for sender in senders:
-        assert stored_user_texts(topology, f"rest:{sender}") == [
+        assert stored_texts(topology, f"rest:{sender}") == [
             f"团关系转接一直没通过 {turn}" for turn in range(TURNS_PER_SENDER)]
 
 
