@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import register
+from rasa.core.lock_store import InMemoryLockStore
 from rasa.shared.core.domain import Domain
 from sanic import Sanic
 
@@ -60,7 +61,8 @@ async def test_a_conversation_over_the_limit_gets_a_polite_reply(run_app, root):
     domain = Domain.load(str(root / "domain"))
     app = Sanic(f"rest_limit_{uuid.uuid4().hex[:8]}")
     register([RestInput(domain=domain, per_minute=2)], app, route="/webhooks/")
-    app.ctx.agent = SimpleNamespace(handle_message=on_new_message, is_ready=lambda: True)
+    app.ctx.agent = SimpleNamespace(lock_store=InMemoryLockStore(), is_ready=lambda: True,
+                                    processor=SimpleNamespace(handle_message=on_new_message))
     session = await run_app(app)
     body = {"sender": "fast", "message": "你好", "input_channel": "wechat", "metadata": {"client": "x"}}
     replies = []

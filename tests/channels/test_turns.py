@@ -1,12 +1,13 @@
 """A turn the stores cannot take is a 503 the page retries; a retried message
 whose turn is stored is answered from the tracker, not taken twice."""
+import asyncio
 import time
 import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from rasa.core.channels.channel import register
+from rasa.core.channels.channel import UserMessage, register
 from rasa.core.lock_store import InMemoryLockStore, LockError
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from tuanjian.rasa_server.channels.rest import RestInput
 from tuanjian.rasa_server.channels.turns import (
     RETRY_WINDOW_SECONDS,
+    keep_reply,
     make_tracker_store_strict,
     message_id_problem,
     stored_replies,
@@ -33,13 +35,14 @@ class Agent:
     processor), its lock store, tracker store and processor. A turn stores the
     member's message and one reply, as Rasa's processor would."""
 
-    def __init__(self, fail_with: Exception | None = None, silent: bool = False):
+    def __init__(self, fail_with: Exception | None = None, silent: bool = False, seconds: float = 0.0):
         self.domain = Domain.from_dict({"responses": {"utter_service_unavailable": [{"text": UNAVAILABLE}]}})
         self.lock_store = InMemoryLockStore()
         self.tracker_store = InMemoryTrackerStore(Domain.empty())
         self.processor = SimpleNamespace(handle_message=self._turn)
         self.fail_with = fail_with
-        self.silent = silent
+        self.silent = silent  # True, or the texts whose turn says nothing
+        self.seconds = seconds  # how long a turn takes
         self.turns: list[str] = []
 
     def is_ready(self):
@@ -53,9 +56,11 @@ class Agent:
         if self.fail_with:
             raise self.fail_with
         self.turns.append(message.text)
+        await asyncio.sleep(self.seconds)
         tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
         tracker.update(UserUttered(message.text, message_id=message.message_id))
-        if not self.silent:  # what Rasa does when a custom action fails: log it, say nothing
+        silent = self.silent is True or message.text in (self.silent or ())
+        if not silent:  # what Rasa does when a custom action fails: log it, say nothing
             reply = f"答复{len(self.turns)}"
             await message.output_channel.send_text_with_buttons(message.sender_id, reply, BUTTONS)
             tracker.update(BotUttered(reply, {"buttons": BUTTONS}))
@@ -75,6 +80,10 @@ def serve(run_app):
 async def send(client, **body):
     async with client.post("/webhooks/rest/webhook", json={"sender": "m", **body}) as reply:
         return reply.status, dict(reply.headers), await reply.json()
+
+
+def said(tracker):
+    return [(type(e).__name__, e.text) for e in tracker.events if isinstance(e, (UserUttered, BotUttered))]
 
 
 @pytest.mark.parametrize("error", [
@@ -193,27 +202,47 @@ async def test_the_reply_to_a_silent_turn_is_stored_after_the_message_once(serve
     client = await serve(agent)
     await send(client, message="帮我查一下我的转接进度", message_id="silent-002")
     await send(client, message="帮我查一下我的转接进度", message_id="silent-002", retry=True)
-    tracker = await agent.tracker_store.retrieve("rest:m")
-    said = [(type(e).__name__, e.text) for e in tracker.events if isinstance(e, (UserUttered, BotUttered))]
-    assert said == [("UserUttered", "帮我查一下我的转接进度"), ("BotUttered", UNAVAILABLE)]
+    assert said(await agent.tracker_store.retrieve("rest:m")) == [
+        ("UserUttered", "帮我查一下我的转接进度"), ("BotUttered", UNAVAILABLE)]
     assert agent.turns == ["帮我查一下我的转接进度"]
 
 
 async def test_a_silent_turn_is_answered_when_its_reply_cannot_be_stored(serve):
-    class StoreAway(Agent):
-        def __init__(self):
-            super().__init__(silent=True)
-            self.lock_store = SimpleNamespace(lock=self._lock)
+    class BotRepliesNotStored(InMemoryTrackerStore):
+        async def save(self, tracker):
+            if isinstance(tracker.events[-1], BotUttered):
+                raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+            await super().save(tracker)
 
-        def _lock(self, sender_id):
-            raise LockError("Redis away")
-
-        async def handle_message(self, message):
-            await self._turn(message)
-
-    client = await serve(StoreAway())
+    agent = Agent(silent=True)
+    agent.tracker_store = BotRepliesNotStored(Domain.empty())
+    client = await serve(agent)
     status, _, body = await send(client, message="帮我查一下我的转接进度")
     assert status == 200 and body == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+
+
+async def test_a_silent_turns_reply_is_stored_before_the_next_message(serve):
+    agent = Agent(silent={"查进度"}, seconds=0.2)
+    client = await serve(agent)
+    first = asyncio.ensure_future(send(client, message="查进度", message_id="silent-003"))
+    await asyncio.sleep(0.05)  # the next message waits for the first turn's lock
+    second = await send(client, message="谢谢", message_id="thanks-003")
+    assert (await first)[2] == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+    assert second[2][0]["text"] == "答复2"
+    assert said(await agent.tracker_store.retrieve("rest:m")) == [
+        ("UserUttered", "查进度"), ("BotUttered", UNAVAILABLE), ("UserUttered", "谢谢"), ("BotUttered", "答复2")]
+
+
+async def test_a_retry_during_a_silent_turn_gets_its_reply_stored_once(serve):
+    agent = Agent(silent=True, seconds=0.2)
+    client = await serve(agent)
+    first = asyncio.ensure_future(send(client, message="查进度", message_id="silent-004"))
+    await asyncio.sleep(0.05)
+    again = await send(client, message="查进度", message_id="silent-004", retry=True)
+    assert (await first)[2] == again[2] == [{"recipient_id": "rest:m", "text": UNAVAILABLE}]
+    assert said(await agent.tracker_store.retrieve("rest:m")) == [
+        ("UserUttered", "查进度"), ("BotUttered", UNAVAILABLE)]
+    assert agent.turns == ["查进度"]
 
 
 async def test_while_the_model_loads_a_message_is_a_503(serve):
@@ -258,3 +287,21 @@ async def test_a_body_over_the_limit_is_a_413_before_it_is_parsed(serve):
     async with client.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"}) as reply:
         assert reply.status == 413
     assert agent.turns == []
+
+
+async def test_a_reply_is_kept_only_for_the_latest_unanswered_message():
+    store = InMemoryTrackerStore(Domain.empty())
+    tracker = await store.get_or_create_tracker("wechat:o1")
+    tracker.update(UserUttered("查进度", message_id="m1"))
+    tracker.update(UserUttered("谢谢", message_id="m2"))
+    await store.save(tracker)
+    earlier = UserMessage("查进度", sender_id="wechat:o1", message_id="m1")
+    latest = UserMessage("谢谢", sender_id="wechat:o1", message_id="m2")
+    await keep_reply(store, earlier, UNAVAILABLE)  # a later message came in between
+    assert said(await store.retrieve("wechat:o1")) == [("UserUttered", "查进度"), ("UserUttered", "谢谢")]
+    await keep_reply(store, latest, UNAVAILABLE)
+    await keep_reply(store, latest, UNAVAILABLE)  # already answered
+    assert said(await store.retrieve("wechat:o1"))[-2:] == [("UserUttered", "谢谢"), ("BotUttered", UNAVAILABLE)]
+    assert [e.text for e in (await store.retrieve("wechat:o1")).events if isinstance(e, BotUttered)] == [UNAVAILABLE]
+    await keep_reply(store, UserMessage("你好", sender_id="wechat:new", message_id="m3"), UNAVAILABLE)
+    assert await store.retrieve("wechat:new") is None  # nothing stored of that message: nothing kept

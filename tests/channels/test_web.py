@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from rasa.core.channels.channel import register
+from rasa.core.lock_store import InMemoryLockStore
 from sanic import Sanic
 from sqlalchemy.exc import OperationalError
 
@@ -33,7 +34,9 @@ def serve(run_app):
         app = Sanic(f"web_test_{uuid.uuid4().hex[:8]}")
         register([WebChatInput(sessions=SESSIONS, per_minute=per_minute, verifications=verifications)],
                  app, route="/webhooks/")
-        app.ctx.agent = SimpleNamespace(handle_message=on_new_message, is_ready=lambda: True)
+        app.ctx.agent = SimpleNamespace(lock_store=InMemoryLockStore(), is_ready=lambda: True,
+                                        handle_message=on_new_message,  # the restart route's turn
+                                        processor=SimpleNamespace(handle_message=on_new_message))
         return await run_app(app), turns
     return start
 

@@ -79,55 +79,64 @@ async def answer(request: Request, message: UserMessage, retry: bool) -> HTTPRes
     agent = request.app.ctx.agent
     if not agent.is_ready():
         return unavailable_reply()  # the model is still loading
-    stored = None
     try:
-        if retry:
-            stored = await _retried_turn(agent, message)
-        else:
-            await agent.handle_message(message)
+        # Rasa's Agent.handle_message, with a retry's check and a silent
+        # turn's reply under the same lock as the turn.
+        async with agent.lock_store.lock(message.sender_id):
+            replies = await _stored_turn(agent, message) if retry else None
+            if replies is None:
+                await agent.processor.handle_message(message)
+                replies = collector.messages
+            if not replies:
+                await say_unavailable(agent, message)
+                replies = collector.messages
     except STORE_ERRORS as error:
         logger.warning("turn of %s refused with 503: %r", message.sender_id, error)
         return unavailable_reply()
-    replies = collector.messages if stored is None else stored
-    if not replies:
-        await say_unavailable(agent, message)
-        replies = collector.messages
     return response.json(replies, headers=JSON_HEADERS)
 
 
 async def say_unavailable(agent: Any, message: UserMessage) -> None:
-    """Tell the member of a silent turn that the service is away."""
+    """Tell the member of a silent turn that the service is away (the
+    conversation's lock held)."""
     logger.warning("turn of %s ended without a reply: a custom action failed?", message.sender_id)
     text = domain_text(getattr(agent, "domain", None), SERVICE_UNAVAILABLE_RESPONSE)
     if text:
         await message.output_channel.send_text_message(message.sender_id, text)
-        await keep_reply(agent, message.sender_id, text)
+        await keep_reply(agent.tracker_store, message, text)
 
 
-async def keep_reply(agent: Any, sender_id: str, text: str) -> None:
-    """Store a reply the channel gave outside Rasa's turn, after the member's
-    message (a bot message only: what the policies read is unchanged)."""
+async def keep_reply(tracker_store: Any, message: UserMessage, text: str) -> None:
+    """Store a reply the channel gave to `message` outside Rasa's turn (the
+    conversation's lock held): a bot message, which the policies do not read,
+    and only while `message` is the latest and still unanswered, so a reply
+    is never stored twice or after a later message."""
     try:
-        async with agent.lock_store.lock(sender_id):
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is not None:
-                tracker.update(BotUttered(text))
-                await agent.tracker_store.save(tracker)
+        tracker = await tracker_store.retrieve(message.sender_id)
+        if tracker is not None and _unanswered(tracker.events, message.message_id):
+            tracker.update(BotUttered(text))
+            await tracker_store.save(tracker)
     except STORE_ERRORS as error:  # the member has the reply; only the transcript lacks it
-        logger.warning("reply to the silent turn of %s not stored: %r", sender_id, error)
+        logger.warning("reply to the silent turn of %s not stored: %r", message.sender_id, error)
 
 
-async def _retried_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]] | None:
-    """The stored replies of a turn taken before; otherwise takes it and returns None."""
-    async with agent.lock_store.lock(message.sender_id):
-        tracker = await agent.tracker_store.retrieve(message.sender_id)
-        if tracker is not None:
-            stored = stored_replies(tracker.events, message.sender_id, message.message_id,
-                                    since=time.time() - RETRY_WINDOW_SECONDS)
-            if stored is not None:
-                return stored
-        await agent.processor.handle_message(message)
-    return None
+def _unanswered(events: Any, message_id: str | None) -> bool:
+    """Whether the latest member message is `message_id`, with no reply after it."""
+    for event in reversed(events):
+        if isinstance(event, BotUttered):
+            return False
+        if isinstance(event, UserUttered):
+            return event.message_id == message_id
+    return False
+
+
+async def _stored_turn(agent: Any, message: UserMessage) -> list[dict[str, Any]] | None:
+    """The stored replies of a turn taken before (within the retry window), or None."""
+    tracker = await agent.tracker_store.retrieve(message.sender_id)
+    if tracker is None:
+        return None
+    return stored_replies(tracker.events, message.sender_id, message.message_id,
+                          since=time.time() - RETRY_WINDOW_SECONDS)
 
 
 def prepare_agent(app: Sanic, _loop: Any = None) -> None:

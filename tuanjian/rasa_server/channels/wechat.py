@@ -185,7 +185,7 @@ class WeChatInput(InputChannel):
         self.clock = clock
         self.rate_limit = message_rate_limit(per_minute, "wechat")
         self._client = client
-        self._tasks: set = set()  # running turns, referenced until done
+        self._tasks: set = set()  # running turns and replies being stored, referenced until done
         if not isinstance(domain, Domain):
             domain = Domain.load(str(domain))
         self.hint: str | None = domain_text(domain, HINT_RESPONSE)
@@ -289,9 +289,7 @@ class WeChatInput(InputChannel):
             return await self.replies.wait(key, self.reply_timeout + 1.0) or SUCCESS
         passive = asyncio.get_running_loop().create_future()
         # Its own task: a request WeChat gave up on must not cancel the turn.
-        task = asyncio.ensure_future(self._run(key, passive, openid, said, on_new_message, agent))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._keep(self._run(key, passive, openid, said, on_new_message, agent))
         return await asyncio.shield(passive)
 
     async def _run(self, key: str, passive: asyncio.Future, openid: str, said: TurnInput,
@@ -330,13 +328,12 @@ class WeChatInput(InputChannel):
         typed = spoken_number(said.text) if said.voice else said.text
         text = chosen_payload(typed, self.options.get(openid) or []) or said.text
         collector = CollectingOutputChannel()
-        sender_id = conversation_id(self.name(), openid)
+        # The OpenID is the client too: a new one costs a new WeChat account.
+        message = UserMessage(text, collector, conversation_id(self.name(), openid), input_channel=self.name(),
+                              metadata={"wechat_openid": openid, "client": f"wechat-{openid}",
+                                        **({"wechat_voice": True} if said.voice else {})})
         try:
-            # The OpenID is the client too: a new one costs a new WeChat account.
-            await on_new_message(UserMessage(text, collector, sender_id,
-                                             input_channel=self.name(),
-                                             metadata={"wechat_openid": openid, "client": f"wechat-{openid}",
-                                                       **({"wechat_voice": True} if said.voice else {})}))
+            await on_new_message(message)
         except STORE_ERRORS as error:
             # WeChat has no retry the member would see: say so, politely.
             logger.warning("WeChat turn of %s not taken: %r", openid, error)
@@ -344,7 +341,7 @@ class WeChatInput(InputChannel):
         if not collector.messages:  # a custom action failed (tuanjian.rasa_server.channels.turns)
             logger.warning("WeChat turn of %s ended without a reply", openid)
             if agent is not None and self.unavailable_text:
-                await keep_reply(agent, sender_id, self.unavailable_text)
+                self._keep(self._keep_reply(agent, message, self.unavailable_text))
             return [self.unavailable_text]
         reply, payloads = render(collector.messages, self.hint)
         if payloads:
@@ -352,6 +349,20 @@ class WeChatInput(InputChannel):
         else:
             self.options.pop(openid)
         return split_text(reply)
+
+    async def _keep_reply(self, agent: Any, message: UserMessage, text: str) -> None:
+        """Store a silent turn's reply, once the conversation's lock is free
+        again; the member does not wait for it."""
+        try:
+            async with agent.lock_store.lock(message.sender_id):
+                await keep_reply(agent.tracker_store, message, text)
+        except STORE_ERRORS as error:
+            logger.warning("reply to the silent turn of %s not stored: %r", message.sender_id, error)
+
+    def _keep(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, openid: str, text: str) -> None:
         if self._client is None:
