@@ -308,6 +308,35 @@ async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(make_cha
     assert await said() == [("UserUttered", "查一下我的转接进度"), ("BotUttered", UNAVAILABLE)]
 
 
+async def test_a_silent_turns_reply_is_stored_under_the_conversations_lock(make_channel, run_app):
+    agent = SimpleNamespace(lock_store=InMemoryLockStore(), tracker_store=InMemoryTrackerStore(Domain.empty()))
+    sender_id = conversation_id("wechat", OPENID)
+
+    async def silent_turn(message):  # what Rasa stored of the turn (the test holds the lock meanwhile)
+        tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text, message_id=message.message_id))
+        await agent.tracker_store.save(tracker)
+
+    async def said():
+        stored = await agent.tracker_store.retrieve(sender_id)
+        return [type(e).__name__ for e in stored.events if isinstance(e, (UserUttered, BotUttered))]
+
+    app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
+    app.blueprint(make_channel().blueprint(silent_turn), url_prefix="/webhooks/wechat")
+    app.ctx.agent = agent
+    client = Client(await run_app(app))
+    async with agent.lock_store.lock(sender_id):  # another turn of the conversation is running
+        status, body = await client.post(text_xml("查一下我的转接进度"))
+        assert status == 200 and reply_content(body) == UNAVAILABLE  # the member does not wait
+        await asyncio.sleep(0.3)
+        assert await said() == ["UserUttered"]  # nothing written during the other turn
+    for _ in range(150):  # Rasa's in-memory lock store looks again every second
+        if len(await said()) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert await said() == ["UserUttered", "BotUttered"]
+
+
 async def test_text_message_gets_a_passive_reply(client, rasa):
     status, body = await client.post(text_xml("怎么转出"))
     assert status == 200
