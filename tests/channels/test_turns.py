@@ -35,7 +35,8 @@ class Agent:
     processor), its lock store, tracker store and processor. A turn stores the
     member's message and one reply, as Rasa's processor would."""
 
-    def __init__(self, fail_with: Exception | None = None, silent: bool = False, seconds: float = 0.0):
+    def __init__(self, fail_with: Exception | None = None, silent: bool | set[str] = False,
+                 seconds: float = 0.0):
         self.domain = Domain.from_dict({"responses": {"utter_service_unavailable": [{"text": UNAVAILABLE}]}})
         self.lock_store = InMemoryLockStore()
         self.tracker_store = InMemoryTrackerStore(Domain.empty())
