@@ -84,10 +84,8 @@ def fit_linear_model(examples: list[Message], config: dict[str, Any]) -> dict[st
         "words": TfidfVectorizer(analyzer=already_tokenized, sublinear_tf=True),
         "pinyin": TfidfVectorizer(analyzer=pinyin_ngrams, sublinear_tf=True),
     }
-    texts = [m.get(TEXT) for m in examples]
-    model["chars"].fit(texts)
-    model["pinyin"].fit(texts)
-    model["words"].fit([words(m) for m in examples])
+    for name, _, document in _sparse_blocks(config):
+        model[name].fit([document(m) for m in examples])
     classifier = LogisticRegression(C=config["C"], max_iter=5000)
     classifier.fit(_linear_features(model, examples, config), [m.get(INTENT) for m in examples])
     # Stored in Fortran order (joblib keeps it), so that the weights of one
