@@ -148,10 +148,13 @@ def make_channel(domain_path, wechat_api):
 
 @pytest.fixture
 def serve(rasa, run_app):
-    """serve(channel) → a client on a real Sanic server with the channel's blueprint."""
-    async def start(channel):
+    """serve(channel) → a client on a real Sanic server with the channel's
+    blueprint (Rasa's handler the fake one unless given; app.ctx.agent if given)."""
+    async def start(channel, handler=None, agent=None):
         app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
-        app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/wechat")
+        app.blueprint(channel.blueprint(handler or rasa), url_prefix="/webhooks/wechat")
+        if agent is not None:
+            app.ctx.agent = agent
         return Client(await run_app(app))
     return start
 
@@ -279,7 +282,7 @@ async def test_a_turn_without_a_word_says_the_service_is_away(client, rasa):
     assert status == 200 and reply_content(body) == UNAVAILABLE
 
 
-async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(make_channel, run_app):
+async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(make_channel, serve):
     # What Rasa stored of the turn: the member's message, and no reply.
     agent = SimpleNamespace(lock_store=InMemoryLockStore(), tracker_store=InMemoryTrackerStore(Domain.empty()))
 
@@ -290,10 +293,7 @@ async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(make_cha
             await agent.tracker_store.save(tracker)
 
     sender_id = conversation_id("wechat", OPENID)
-    app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
-    app.blueprint(make_channel().blueprint(silent_turn), url_prefix="/webhooks/wechat")
-    app.ctx.agent = agent
-    client = Client(await run_app(app))
+    client = await serve(make_channel(), silent_turn, agent)
     status, body = await client.post(text_xml("查一下我的转接进度"))
     assert status == 200 and reply_content(body) == UNAVAILABLE
 
@@ -308,7 +308,7 @@ async def test_the_reply_to_a_silent_turn_is_stored_in_the_conversation(make_cha
     assert await said() == [("UserUttered", "查一下我的转接进度"), ("BotUttered", UNAVAILABLE)]
 
 
-async def test_a_silent_turns_reply_is_stored_under_the_conversations_lock(make_channel, run_app):
+async def test_a_silent_turns_reply_is_stored_under_the_conversations_lock(make_channel, serve):
     agent = SimpleNamespace(lock_store=InMemoryLockStore(), tracker_store=InMemoryTrackerStore(Domain.empty()))
     sender_id = conversation_id("wechat", OPENID)
 
@@ -321,10 +321,7 @@ async def test_a_silent_turns_reply_is_stored_under_the_conversations_lock(make_
         stored = await agent.tracker_store.retrieve(sender_id)
         return [type(e).__name__ for e in stored.events if isinstance(e, (UserUttered, BotUttered))]
 
-    app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
-    app.blueprint(make_channel().blueprint(silent_turn), url_prefix="/webhooks/wechat")
-    app.ctx.agent = agent
-    client = Client(await run_app(app))
+    client = await serve(make_channel(), silent_turn, agent)
     async with agent.lock_store.lock(sender_id):  # another turn of the conversation is running
         status, body = await client.post(text_xml("查一下我的转接进度"))
         assert status == 200 and reply_content(body) == UNAVAILABLE  # the member does not wait
