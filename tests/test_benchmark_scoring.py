@@ -100,3 +100,42 @@ def test_file_figures_count_unknowns_and_offered_buttons():
     # greet answered; faq_quit_league offered; thank fell back without its button.
     assert figures["answered_or_offered"] == pytest.approx(2 / 3)
     assert file_figures(["greet"], ["greet"], [None], [[]])["unknown_rejection"] is None
+
+
+def test_stock_comparison_alternates_which_goes_first(monkeypatch, capsys):
+    from pathlib import Path
+
+    import benchmark.load as load
+
+    stock = Path("stock.tar.gz")
+    order: list[str] = []
+    rates = iter([30.0, 20.0, 40.0, 20.0, 30.0, 30.0])  # in the order measured
+
+    def measure(replicas, levels, seconds, model=load.settings.MODEL_PATH):
+        order.append("stock" if model == stock else "ours")
+        return {"per_second": next(rates)}
+
+    monkeypatch.setattr(load, "measure", measure)
+    load.compare_with_stock(stock, 3, [5], 1.0, None)
+    assert order == ["ours", "stock", "stock", "ours", "ours", "stock"]
+    out = capsys.readouterr().out
+    # Round 2 measured stock (40) before ours (20): the ratio pairs them, not the order.
+    assert "round 1: ours / stock Rasa, one replica: 1.50x" in out
+    assert "round 2: ours / stock Rasa, one replica: 0.50x" in out
+    assert "over 3 rounds: ours / stock 1.00x (median), 0.50x to 1.50x" in out
+
+
+def test_stock_comparison_reuses_the_replica_run_already_measured(monkeypatch):
+    from pathlib import Path
+
+    import benchmark.load as load
+
+    calls: list[Path] = []
+
+    def measure(replicas, levels, seconds, model=load.settings.MODEL_PATH):
+        calls.append(model)
+        return {"per_second": 10.0}
+
+    monkeypatch.setattr(load, "measure", measure)
+    load.compare_with_stock(Path("stock.tar.gz"), 1, [5], 1.0, {"per_second": 12.0})
+    assert calls == [Path("stock.tar.gz")]
