@@ -40,7 +40,8 @@ DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 def diet_config(overrides: dict[str, Any]) -> dict[str, Any]:
     config = load_config()
     names = [c["name"] for c in config["pipeline"]]
-    config["pipeline"] = config["pipeline"][: names.index("DIETClassifier") + 1]
+    diet = next(i for i, name in enumerate(names) if name.endswith("DIETClassifier"))
+    config["pipeline"] = config["pipeline"][: diet + 1]
     config["pipeline"][-1].update(overrides)
     config.pop("policies", None)
     return config

@@ -197,10 +197,10 @@ def train_stock() -> Path:
 
 
 def compare_with_stock(stock: Path, rounds: int, levels: list[int], seconds: float,
-                       ours_first: dict[str, Any] | None) -> None:
-    """One replica of ours beside one of stock, `rounds` times, the order
-    alternating (ours first, then stock first): the machine's speed drifts
-    within a run by more than the difference being measured."""
+                       ours_first: dict[str, Any] | None, name: str = "stock Rasa") -> None:
+    """One replica of ours beside one of stock (or of another model, `name`),
+    `rounds` times, the order alternating (ours first, then stock first): the
+    machine's speed drifts within a run by more than the difference being measured."""
     ratios = []
     for round_ in range(rounds):
         if round_ % 2 == 0:
@@ -211,10 +211,10 @@ def compare_with_stock(stock: Path, rounds: int, levels: list[int], seconds: flo
             ours = measure(1, levels, seconds)
         if ours and theirs:
             ratios.append(ours["per_second"] / theirs["per_second"])
-            print(f"== round {round_ + 1}: ours / stock Rasa, one replica: {ratios[-1]:.2f}x "
+            print(f"== round {round_ + 1}: ours / {name}, one replica: {ratios[-1]:.2f}x "
                   "the messages/s at p95 <= 1 s", flush=True)
     if len(ratios) > 1:
-        print(f"== over {len(ratios)} rounds: ours / stock {statistics.median(ratios):.2f}x (median), "
+        print(f"== over {len(ratios)} rounds: ours / {name} {statistics.median(ratios):.2f}x (median), "
               f"{min(ratios):.2f}x to {max(ratios):.2f}x")
 
 

@@ -122,7 +122,7 @@ def test_stock_comparison_alternates_which_goes_first(monkeypatch, capsys):
     # Round 2 measured stock (40) before ours (20): the ratio pairs them, not the order.
     assert "round 1: ours / stock Rasa, one replica: 1.50x" in out
     assert "round 2: ours / stock Rasa, one replica: 0.50x" in out
-    assert "over 3 rounds: ours / stock 1.00x (median), 0.50x to 1.50x" in out
+    assert "over 3 rounds: ours / stock Rasa 1.00x (median), 0.50x to 1.50x" in out
 
 
 def test_stock_comparison_reuses_the_replica_run_already_measured(monkeypatch):
