@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
 from rasa.nlu.classifiers.diet_classifier import DIETClassifier
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import (
     ENTITY_RECOGNITION,
     FEATURIZERS,
@@ -30,6 +32,7 @@ from rasa.utils.tensorflow.constants import (
     NUM_TRANSFORMER_LAYERS,
     SOFTMAX,
 )
+from rasa.utils.tensorflow.layers import RandomlyConnectedDense
 from scipy.special import erf
 from scipy.special import softmax as softmax_of
 
@@ -49,9 +52,10 @@ class SentenceWeights:
     def scores(self, sparse: list[Any], dense: np.ndarray) -> np.ndarray | None:
         """Softmax confidences over the labels for one message, from its sparse
         sentence features (one matrix per featurizer, in the order Rasa joins
-        them) and its dense sentence features; None if the sparse widths are
-        not the ones the model was trained on."""
-        if sum(block.shape[1] for block in sparse) != self.sparse_kernel.shape[0]:
+        them) and its dense sentence features; None if their widths are not
+        the ones the model was trained on."""
+        if sum(block.shape[1] for block in sparse) != self.sparse_kernel.shape[0] \
+                or self.sparse_kernel.shape[1] + dense.size != self.unify_kernel.shape[0]:
             return None
         offsets = np.cumsum([0] + [block.shape[1] for block in sparse[:-1]])
         blocks = [block.tocoo() for block in sparse]
@@ -76,32 +80,46 @@ class SentenceDIETClassifier(DIETClassifier):
     """DIETClassifier; intent prediction in numpy where its setup allows."""
 
     _sentence_weights: SentenceWeights | None = None
+    _weights_read = False
+
+    def train(self, training_data: TrainingData) -> Resource:
+        self._weights_read = False
+        return super().train(training_data)
 
     def sentence_weights(self) -> SentenceWeights | None:
         """Read from the trained model once; None if this setup is not covered."""
-        if self._sentence_weights is None and self.model is not None and self._covered():
-            model = self.model
-            combining = model._tf_layers[f"sequence_layer.{model.text_name}"]._tf_layers["feature_combining"]
-            sparse = combining._tf_layers["sparse_dense.sentence"]._tf_layers["sparse_to_dense"]
-            unify = combining._tf_layers.get("unify_dims_before_seq_sent_concat.sentence")
-            if unify is None:
-                return None
-            (unify_dense,) = [layer for layer in unify._ffn_layers if hasattr(layer, "kernel_mask")]
-            embed = model._tf_layers[f"embed.{TEXT}"]._dense
-            if not model.prepared_for_prediction:
-                model.prepare_for_predict()
-                model.prepared_for_prediction = True
-            self._sentence_weights = SentenceWeights(
-                sparse_kernel=sparse.kernel.numpy(),
-                sparse_bias=sparse.bias.numpy(),
-                # RandomlyConnectedDense masks its kernel on every call.
-                unify_kernel=(unify_dense.kernel * unify_dense.kernel_mask).numpy(),
-                unify_bias=unify_dense.bias.numpy(),
-                embed_kernel=embed.kernel.numpy(),
-                embed_bias=embed.bias.numpy(),
-                label_embeddings=model.all_labels_embed.numpy(),
-            )
+        if not self._weights_read and self.model is not None:
+            self._sentence_weights = self._read_sentence_weights(self.model) if self._covered() else None
+            self._weights_read = True
         return self._sentence_weights
+
+    @staticmethod
+    def _read_sentence_weights(model: Any) -> SentenceWeights | None:
+        combining = model._tf_layers[f"sequence_layer.{model.text_name}"]._tf_layers["feature_combining"]._tf_layers
+        sparse = combining.get("sparse_dense.sentence")
+        sparse = sparse._tf_layers.get("sparse_to_dense") if sparse else None
+        unify = combining.get("unify_dims_before_seq_sent_concat.sentence")
+        unify_layers = [layer for layer in unify._ffn_layers if isinstance(layer, RandomlyConnectedDense)] \
+            if unify else []
+        if sparse is None or len(unify_layers) != 1:
+            return None  # sentence features without a sparse part, or of the sequence's width
+        (unify_dense,) = unify_layers
+        # RandomlyConnectedDense masks its kernel on every call (no mask at density 1).
+        unify_kernel = unify_dense.kernel if unify_dense.kernel_mask is None \
+            else unify_dense.kernel * unify_dense.kernel_mask
+        embed = model._tf_layers[f"embed.{TEXT}"]._dense
+        if not model.prepared_for_prediction:
+            model.prepare_for_predict()
+            model.prepared_for_prediction = True
+        return SentenceWeights(
+            sparse_kernel=sparse.kernel.numpy(),
+            sparse_bias=sparse.bias.numpy(),
+            unify_kernel=unify_kernel.numpy(),
+            unify_bias=unify_dense.bias.numpy(),
+            embed_kernel=embed.kernel.numpy(),
+            embed_bias=embed.bias.numpy(),
+            label_embeddings=model.all_labels_embed.numpy(),
+        )
 
     def _covered(self) -> bool:
         config = self.component_config
