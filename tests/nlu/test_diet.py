@@ -110,6 +110,13 @@ def test_a_fully_connected_model_not_reloaded_is_covered_too(tmp_path_factory, f
     assert_numpy_scores_are_tensorflows(classifier, messages, monkeypatch)
 
 
+def test_the_weights_are_read_with_the_model_not_on_the_first_message(tmp_path_factory, featurize):
+    training, _ = featurize
+    loaded = trained(tmp_path_factory, training, epochs=2)
+    assert loaded._weights_read
+    assert loaded._sentence_weights is not None
+
+
 def test_process_ranks_as_dietclassifier_does(classifier, featurize, monkeypatch):
     _, run = featurize
     texts = [t for t, _ in EXAMPLES] + UNSEEN

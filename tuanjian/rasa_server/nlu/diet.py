@@ -82,6 +82,13 @@ class SentenceDIETClassifier(DIETClassifier):
     _sentence_weights: SentenceWeights | None = None
     _weights_read = False
 
+    @classmethod
+    def load(cls, *args: Any, **kwargs: Any) -> SentenceDIETClassifier:
+        classifier = super().load(*args, **kwargs)
+        # With the model, so that the first member's message does not wait for it.
+        classifier.sentence_weights()
+        return classifier
+
     def train(self, training_data: TrainingData) -> Resource:
         self._weights_read = False
         return super().train(training_data)
