@@ -126,13 +126,30 @@ async def level(base: str, concurrency: int, seconds: float) -> dict[str, Any]:
             "refusal_p95": percentile([seconds for _, seconds in refusals], 0.95) if refusals else 0.0}
 
 
+# What else shares the cores with the topology, by process name: the stores'
+# servers (all their processes, whichever database they serve) and this driver.
+SHARING = {"postgresql": "postgres", "redis": "redis-server"}
+
+
+def cpu_and_rss(family: list[psutil.Process]) -> dict[str, float]:
+    cpu, rss = 0.0, 0
+    for process in family:
+        try:
+            times = process.cpu_times()
+            cpu, rss = cpu + times.user + times.system, rss + process.memory_info().rss
+        except psutil.NoSuchProcess:  # a connection's backend that ended meanwhile
+            pass
+    return {"cpu_s": cpu, "rss_mb": rss / 2**20}
+
+
 def processes(topology: Topology) -> dict[str, dict[str, float]]:
     found = {}
     for name, pid in topology.processes.pids.items():
         process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
-        found[name] = {"cpu_s": sum(p.cpu_times().user + p.cpu_times().system for p in family),
-                       "rss_mb": sum(p.memory_info().rss for p in family) / 2**20}
+        found[name] = cpu_and_rss([process, *process.children(recursive=True)])
+    for name, command in SHARING.items():
+        found[name] = cpu_and_rss([p for p in psutil.process_iter(["name"]) if p.info["name"] == command])
+    found["driver"] = cpu_and_rss([psutil.Process()])
     return found
 
 
@@ -142,6 +159,7 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
         asyncio.run(level(topology.base, 2, 5))  # warm-up
         best: dict[str, Any] = {}
         before = processes(topology)
+        levels_started = time.monotonic()
         turns = 0
         for concurrency in levels:
             result = asyncio.run(level(topology.base, concurrency, seconds))
@@ -157,6 +175,7 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
         # CPU over the levels only (not the model's loading), per turn answered
         # (members' and the flood's): what a turn costs, whatever the latency.
         after = processes(topology)
+        elapsed = time.monotonic() - levels_started
         used = {name: figures["cpu_s"] - before[name]["cpu_s"] for name, figures in after.items()}
         for name, figures in after.items():
             print(f"  {name:10s} CPU {figures['cpu_s']:7.1f} s in all, {used[name]:6.1f} s over the levels "
@@ -165,6 +184,9 @@ def measure(replicas: int, levels: list[int], seconds: float, model: Path = sett
         if replicas > 1:
             together = sum(cpu for name, cpu in used.items() if name.startswith("rasa-"))
             print(f"  replicas together {together:6.1f} s ({together / max(turns, 1) * 1000:5.1f} ms a turn)")
+        cores = psutil.cpu_count() or 1
+        print(f"  all of the above {sum(used.values()):6.1f} s of the {cores} cores' {cores * elapsed:.1f} s "
+              f"over the levels ({sum(used.values()) / (cores * elapsed):.0%})")
     print(f"  best at p95 <= {P95_LIMIT:.0f} s: {best.get('per_second', 0):.1f} messages/s "
           f"({best.get('concurrency', 0)} members)", flush=True)
     return best
@@ -177,9 +199,10 @@ def soak(minutes: float, concurrency: int) -> None:
         before = processes(topology)
         result = asyncio.run(level(topology.base, concurrency, minutes * 60 - 60))
         after = processes(topology)
+        served_by = list(topology.processes.pids)  # the stores' servers and the driver are not the assistant
     print(f"  {result['per_second']:.1f} messages/s, p95 {result['p95'] * 1000:.0f} ms, "
           f"errors {result['errors']}")
-    for name in before:
+    for name in served_by:
         grown = (after[name]["rss_mb"] - before[name]["rss_mb"]) / before[name]["rss_mb"]
         print(f"  {name:10s} RSS after warm-up {before[name]['rss_mb']:7.0f} MiB, "
               f"at the end {after[name]['rss_mb']:7.0f} MiB ({grown:+.1%})")

@@ -139,3 +139,23 @@ def test_stock_comparison_reuses_the_replica_run_already_measured(monkeypatch):
     monkeypatch.setattr(load, "measure", measure)
     load.compare_with_stock(Path("stock.tar.gz"), 1, [5], 1.0, {"per_second": 12.0})
     assert calls == [Path("stock.tar.gz")]
+
+
+def test_load_figures_count_what_shares_the_cores_beside_the_topology():
+    """The 2-replica ratio depends on what else uses the two cores: the
+    stores' servers and the load driver itself are counted beside the topology."""
+    import os
+    import types
+
+    import psutil
+
+    import benchmark.load as load
+
+    topology = types.SimpleNamespace(processes=types.SimpleNamespace(pids={"rasa-0": os.getppid()}))
+    sum(i * i for i in range(200_000))  # the driver has used some CPU
+    found = load.processes(topology)  # type: ignore[arg-type]
+    assert {"rasa-0", "postgresql", "redis", "driver"} <= set(found)
+    assert found["driver"]["cpu_s"] > 0 and found["driver"]["rss_mb"] > 0
+    running = {process.info["name"] for process in psutil.process_iter(["name"])}
+    for name, command in load.SHARING.items():
+        assert (found[name]["rss_mb"] > 0) == (command in running), name

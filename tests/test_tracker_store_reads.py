@@ -193,3 +193,28 @@ def test_a_new_model_drops_what_was_kept(db):
     assert replica._recent == {}
     add(replica, "web:h", [SlotSet("guide_step", "graduated")])
     assert asyncio.run(replica.retrieve("web:h")).get_slot("guide_step") == "graduated"
+
+
+def test_a_turn_is_written_in_one_statement_and_a_long_one_in_parts(db, monkeypatch):
+    """Rasa's ORM save sent one INSERT a row; the turn's rows now go in one
+    statement (a very long first save in parts of INSERT_AT_ONCE), in order."""
+    from sqlalchemy import event
+
+    replica = store(db)
+    inserts: list[int] = []
+
+    def count(conn, cursor, statement, parameters, *args):
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(len(parameters))
+
+    event.listen(replica.engine, "before_cursor_execute", count)
+    add(replica, "web:one", turn(0))
+    assert inserts == [4 * 6]  # four events, six columns each, one statement
+    monkeypatch.setattr(tracker_store, "INSERT_AT_ONCE", 10)
+    inserts.clear()
+    add(replica, "web:long", [e for number in range(6) for e in turn(number)])
+    assert inserts == [60, 60, 24]
+    assert read(replica, "web:long") == as_rasa_reads(db, "web:long")
+    # What was kept ends at the last row written: the next turn reads nothing back.
+    add(store(db), "web:long", turn(6))
+    assert read(replica, "web:long") == as_rasa_reads(db, "web:long")

@@ -12,6 +12,7 @@ from tuanjian.backend.verification import (
     CLOSED_KEPT,
     IDLE_TIMEOUT,
     LIMITS,
+    TOUCHED_WITHIN,
     Conversation,
     ThrottleState,
     VerificationService,
@@ -187,6 +188,35 @@ def test_one_client_trying_many_numbers_is_locked(verifications):
 
 
 # -- expiry, sessions, ending -----------------------------------------------------
+
+def test_a_read_soon_after_the_last_one_writes_and_locks_nothing(verifications, clock, connection):
+    """Most turns of a verified member read the verification: a row lock and a
+    write each time made the database a bottleneck of the replicas."""
+    from sqlalchemy import event
+
+    writes: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement:
+            writes.append(statement)
+
+    verifications.attempt(WEB, "2019001", "1234")
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        clock.advance(seconds=TOUCHED_WITHIN.total_seconds() - 1)
+        assert verifications.current(WEB) == "2019001"
+        assert writes == []
+        clock.advance(seconds=1)
+        assert verifications.current(WEB) == "2019001"
+        assert any(statement.lstrip().upper().startswith("UPDATE") for statement in writes)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    # The idle time runs from that last write; a read of another session still ends it.
+    clock.advance(seconds=IDLE_TIMEOUT.total_seconds() - 1)
+    assert verifications.current(WEB) == "2019001"
+    assert verifications.current(Conversation(WEB.channel, WEB.external_id, "1800000000.000000")) is None
+    assert verifications.current(WEB) is None
+
 
 def test_verification_ends_after_idle_time_and_reading_keeps_it(verifications, clock):
     verifications.attempt(WEB, "2019001", "1234")

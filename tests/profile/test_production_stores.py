@@ -75,6 +75,44 @@ def test_tracker_store_on_postgresql_masks_the_digits(monkeypatch, tracker_schem
     other.engine.dispose()
 
 
+def test_replicas_alternating_on_postgresql_read_as_rasas_store(monkeypatch, tracker_schema_url):
+    """Each turn's rows go in one INSERT .. RETURNING (a long save in parts); the
+    ids keep the events' order, so either replica, and Rasa's own store, read
+    the same conversation."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.events import ActionExecuted, BotUttered
+    from sqlalchemy.engine import make_url
+
+    from tuanjian.rasa_server import tracker_store
+
+    monkeypatch.setenv(settings.TRACKER_STORE_URL, tracker_schema_url)
+    monkeypatch.setattr(tracker_store, "INSERT_AT_ONCE", 5)
+    first, second = (TrackerStore.create(TRACKER_ENDPOINT, Domain.empty()) for _ in range(2))
+
+    def turn(number):
+        return [ActionExecuted("action_listen"), UserUttered(f"第{number}条", {"name": "faq_forgot_password"}),
+                ActionExecuted("utter_faq_forgot_password"), BotUttered(f"答{number}")]
+
+    long_start = DialogueStateTracker.from_events("web:pg", [e for n in range(3) for e in turn(n)])
+    asyncio.run(first.save(long_start))
+    for number in range(3, 7):
+        replica = first if number % 2 else second
+        tracker = asyncio.run(replica.retrieve("web:pg"))
+        for event in turn(number):
+            tracker.update(event)
+        asyncio.run(replica.save(tracker))
+    url = make_url(tracker_schema_url)
+    rasa = SQLTrackerStore(Domain.empty(), dialect=url.drivername, host=url.host, port=url.port,
+                           db=url.database, username=url.username, password=url.password, query=dict(url.query))
+    expected = [e.as_dict() for e in asyncio.run(rasa.retrieve("web:pg")).events]
+    texts = [e["text"] for e in expected if e["event"] == "user"]
+    assert texts == [f"第{n}条" for n in range(7)]
+    for replica in (first, second):
+        assert [e.as_dict() for e in asyncio.run(replica.retrieve("web:pg")).events] == expected
+    for store in (first, second, rasa):
+        store.engine.dispose()
+
+
 def test_lock_store_on_redis_serialises_a_conversation_across_stores(monkeypatch, redis_url):
     monkeypatch.setenv(settings.REDIS_URL, redis_url)
     first, second = LockStore.create(LOCK_ENDPOINT), LockStore.create(LOCK_ENDPOINT)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from tuanjian.backend import rules
 from tuanjian.backend.db import TransactionalService
@@ -215,9 +215,13 @@ class TransferService(TransactionalService):
         now = self.clock()
         with self._transaction() as s:
             member = _member(s, member_no, lock=True)
+            # The steps, their organisations and both ends in the same round trips,
+            # not one query per step: every status turn reads them all.
             req = s.execute(
                 select(TransferRequest).where(TransferRequest.member_id == member.id)
                 .order_by(TransferRequest.created_at.desc(), TransferRequest.id.desc()).limit(1)
+                .options(selectinload(TransferRequest.steps).joinedload(ApprovalStep.organisation),
+                         joinedload(TransferRequest.from_org), joinedload(TransferRequest.to_org))
             ).scalar_one_or_none()
             if req is None:
                 return _status(member, None, (), None, None, rules.member_actions(None, False))
