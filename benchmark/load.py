@@ -2,7 +2,7 @@
 members through nginx, on 1 and on 2 replicas.
 
     source scripts/common.sh && python -m benchmark.load [--replicas 1 2] [--seconds 30]
-        [--levels 5 10 20 40] [--soak-minutes 10] [--stock [--rounds 4]]
+        [--levels 5 10 20 30 40] [--soak-minutes 10] [--stock [--rounds 4]]
 
 Each simulated member plays one of four conversations (an FAQ, verification
 and their own status, the destination guide, a handoff), one message after
@@ -244,7 +244,8 @@ def compare_with_stock(stock: Path, rounds: int, levels: list[int], seconds: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--levels", type=int, nargs="+", default=[5, 10, 20, 40])
+    parser.add_argument("--levels", type=int, nargs="+", default=[5, 10, 20, 30, 40],
+                        help="members at a time, one level after the other (30: on 2026-12-07 one replica's best)")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--soak-minutes", type=float, default=0)
     parser.add_argument("--stock", action="store_true", help="also one replica of stock Rasa 3.6")
