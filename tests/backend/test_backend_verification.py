@@ -189,7 +189,7 @@ def test_one_client_trying_many_numbers_is_locked(verifications):
 
 # -- expiry, sessions, ending -----------------------------------------------------
 
-def test_a_read_soon_after_the_last_one_writes_and_locks_nothing(verifications, clock, connection):
+def test_a_read_soon_after_the_last_or_of_no_verification_writes_and_locks_nothing(verifications, clock, connection):
     """Most turns of a verified member read the verification: a row lock and a
     write each time made the database a bottleneck of the replicas."""
     from sqlalchemy import event
@@ -205,6 +205,7 @@ def test_a_read_soon_after_the_last_one_writes_and_locks_nothing(verifications, 
     try:
         clock.advance(seconds=TOUCHED_WITHIN.total_seconds() - 1)
         assert verifications.current(WEB) == "2019001"
+        assert verifications.current(OTHER_WEB) is None  # never verified: most conversations
         assert writes == []
         clock.advance(seconds=1)
         assert verifications.current(WEB) == "2019001"

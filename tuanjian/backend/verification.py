@@ -175,6 +175,8 @@ class VerificationService(TransactionalService):
                 .join(Member, Verification.member_id == Member.id)
                 .where(Verification.channel == conversation.channel,
                        Verification.external_id == conversation.external_id)).one_or_none()
+            if seen is None and not use_binding:
+                return None  # most conversations: nothing to lock, write or delete
             if seen is not None and seen.session_key == conversation.session_key \
                     and timedelta(0) <= now - seen.last_seen_at < TOUCHED_WITHIN:
                 return cast("str", seen.member_no)
