@@ -135,9 +135,10 @@ def cpu_and_rss(family: list[psutil.Process]) -> dict[str, float]:
     cpu, rss = 0.0, 0
     for process in family:
         try:
-            times = process.cpu_times()
-            cpu, rss = cpu + times.user + times.system, rss + process.memory_info().rss
-        except psutil.NoSuchProcess:  # a connection's backend that ended meanwhile
+            times = process.cpu_times()  # with what its ended children used (PostgreSQL's backends)
+            cpu += times.user + times.system + times.children_user + times.children_system
+            rss += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # a backend that ended meanwhile
             pass
     return {"cpu_s": cpu, "rss_mb": rss / 2**20}
 

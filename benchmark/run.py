@@ -315,7 +315,7 @@ def print_report(r: dict[str, Any]) -> None:
         cost = rest["cost"]
         ratio = percentile(cost["late"], .95) / percentile(cost["early"], .95)
         print(f"REST turn 191-200 of 200 {ms(cost['late'])} against turns 2-11 {ms(cost['early'])}: "
-              f"p95 {ratio:.2f}x ({len(cost['late']) // 10} conversations, the same ten FAQ messages over and over)")
+              f"p95 {ratio:.2f}x ({TURN_COST_CONVERSATIONS} conversations, the same ten FAQ messages over and over)")
         print(f"REST own status, verified member, 1 sender  {ms(rest['status'])}")
         print(f"WeChat FAQ, POST to passive reply, 1 sender  {ms(rest['wechat'])}")
         print("server RSS               " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rest["rss_mb"].items()))

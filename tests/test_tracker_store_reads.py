@@ -210,11 +210,16 @@ def test_a_turn_is_written_in_one_statement_and_a_long_one_in_parts(db, monkeypa
     event.listen(replica.engine, "before_cursor_execute", count)
     add(replica, "web:one", turn(0))
     assert inserts == [4 * 6]  # four events, six columns each, one statement
+    add(replica, "web:long", turn(0))
     monkeypatch.setattr(tracker_store, "INSERT_AT_ONCE", 10)
     inserts.clear()
-    add(replica, "web:long", [e for number in range(6) for e in turn(number)])
+    add(replica, "web:long", [e for number in range(1, 7) for e in turn(number)])  # a kept conversation
     assert inserts == [60, 60, 24]
+    # What was kept ends at the last row written (a wrong id would make every
+    # later turn read the conversation whole, which reads the same).
+    with replica.session_scope() as session:
+        last = max(row.id for row in session.query(replica.SQLEvent).filter_by(sender_id="web:long"))
+    assert replica._recent["web:long"].last_id == last
     assert read(replica, "web:long") == as_rasa_reads(db, "web:long")
-    # What was kept ends at the last row written: the next turn reads nothing back.
-    add(store(db), "web:long", turn(6))
+    add(store(db), "web:long", turn(7))
     assert read(replica, "web:long") == as_rasa_reads(db, "web:long")

@@ -219,6 +219,28 @@ def test_a_read_soon_after_the_last_or_of_no_verification_writes_and_locks_nothi
     assert verifications.current(WEB) is None
 
 
+def test_a_clock_set_back_takes_the_locked_path(verifications, clock, connection):
+    """A read dated before the last write is not "touched within a minute": it
+    goes the locked way, which keeps the verification and dates it anew."""
+    from sqlalchemy import event
+
+    updates: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    verifications.attempt(WEB, "2019001", "1234")
+    clock.advance(seconds=-30)
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        assert verifications.current(WEB) == "2019001"
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert updates
+    assert TOUCHED_WITHIN < IDLE_TIMEOUT / 10  # the fast path can never outlive the idle time
+
+
 def test_verification_ends_after_idle_time_and_reading_keeps_it(verifications, clock):
     verifications.attempt(WEB, "2019001", "1234")
     clock.advance(seconds=IDLE_TIMEOUT.total_seconds() - 1)

@@ -101,6 +101,11 @@ def test_replicas_alternating_on_postgresql_read_as_rasas_store(monkeypatch, tra
         for event in turn(number):
             tracker.update(event)
         asyncio.run(replica.save(tracker))
+    # What the last writer keeps ends at its last row (a wrong id would make
+    # every later turn read the conversation whole, which reads the same).
+    with second.session_scope() as session:
+        last = max(row.id for row in session.query(second.SQLEvent).filter_by(sender_id="web:pg"))
+    assert second._recent["web:pg"].last_id == last
     url = make_url(tracker_schema_url)
     rasa = SQLTrackerStore(Domain.empty(), dialect=url.drivername, host=url.host, port=url.port,
                            db=url.database, username=url.username, password=url.password, query=dict(url.query))

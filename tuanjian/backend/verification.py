@@ -3,8 +3,9 @@
 A member proves who they are with their member number and the last four
 digits of their phone. The proof is a `Verification` row of that
 conversation (channel + the channel's own user id), valid in the Rasa session
-it was made in and until it has been idle for `IDLE_TIMEOUT`. Failed attempts
-are counted per member number (whether it exists or not) and per client; too
+it was made in and until it has been idle for `IDLE_TIMEOUT` (counted from
+the last read that wrote, at most `TOUCHED_WITHIN` before the last read).
+Failed attempts are counted per member number (whether it exists or not) and per client; too
 many lock further attempts for every conversation and channel, and a locked
 attempt is refused without looking at the digits and without writing anything.
 """
@@ -163,10 +164,10 @@ class VerificationService(TransactionalService):
     def current(self, conversation: Conversation, use_binding: bool = False) -> str | None:
         """The member number this conversation is verified as now, or None.
 
-        Reading keeps the verification alive (the idle time starts again, at
-        most `TOUCHED_WITHIN` late). A verification of another session, or idle
-        too long, is deleted. With `use_binding`, a channel id bound on an
-        earlier visit verifies anew."""
+        Reading keeps the verification alive (the idle time starts again from
+        this read, or from one at most `TOUCHED_WITHIN` earlier). A
+        verification of another session, or idle too long, is deleted. With
+        `use_binding`, a channel id bound on an earlier visit verifies anew."""
         _check_conversation(conversation)
         now = self.clock()
         with self._transaction() as s:
