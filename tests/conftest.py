@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -119,6 +120,27 @@ def fresh_postgres_schema(prefix: str) -> Iterator[Engine]:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@contextmanager
+def executed_statements(target: Any) -> Iterator[list[tuple[str, Any]]]:
+    """(statement, parameters) of every statement `target` (an engine or a
+    connection) sends to the database while the block runs."""
+    executed: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        executed.append((statement, parameters))
+
+    sqlalchemy.event.listen(target, "before_cursor_execute", record)
+    try:
+        yield executed
+    finally:
+        sqlalchemy.event.remove(target, "before_cursor_execute", record)
+
+
+def starts_with(executed: list[tuple[str, Any]], *verbs: str) -> list[str]:
+    """The statements that begin with one of `verbs` (SELECT, UPDATE, ...)."""
+    return [statement for statement, _ in executed if statement.lstrip().upper().startswith(verbs)]
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
+from tests.conftest import executed_statements
 from tests.test_kept_tracker import count_replays
 from tuanjian.rasa_server import tracker_store
 from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
@@ -198,23 +199,20 @@ def test_a_new_model_drops_what_was_kept(db):
 def test_a_turn_is_written_in_one_statement_and_a_long_one_in_parts(db, monkeypatch):
     """Rasa's ORM save sent one INSERT a row; the turn's rows now go in one
     statement (a very long first save in parts of INSERT_AT_ONCE), in order."""
-    from sqlalchemy import event
-
     replica = store(db)
-    inserts: list[int] = []
 
-    def count(conn, cursor, statement, parameters, *args):
-        if statement.lstrip().upper().startswith("INSERT"):
-            inserts.append(len(parameters))
+    def inserted(executed):  # how many parameters each INSERT carried
+        return [len(parameters) for statement, parameters in executed
+                if statement.lstrip().upper().startswith("INSERT")]
 
-    event.listen(replica.engine, "before_cursor_execute", count)
-    add(replica, "web:one", turn(0))
-    assert inserts == [4 * 6]  # four events, six columns each, one statement
+    with executed_statements(replica.engine) as executed:
+        add(replica, "web:one", turn(0))
+    assert inserted(executed) == [4 * 6]  # four events, six columns each, one statement
     add(replica, "web:long", turn(0))
     monkeypatch.setattr(tracker_store, "INSERT_AT_ONCE", 10)
-    inserts.clear()
-    add(replica, "web:long", [e for number in range(1, 7) for e in turn(number)])  # a kept conversation
-    assert inserts == [60, 60, 24]
+    with executed_statements(replica.engine) as executed:
+        add(replica, "web:long", [e for number in range(1, 7) for e in turn(number)])  # a kept conversation
+    assert inserted(executed) == [60, 60, 24]
     # What was kept ends at the last row written (a wrong id would make every
     # later turn read the conversation whole, which reads the same).
     with replica.session_scope() as session:

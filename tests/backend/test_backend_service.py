@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import executed_statements, starts_with
 from tuanjian.backend.demo import (
     BEIJING_BRANCH,
     BRANCH_1,
@@ -323,19 +324,9 @@ def test_status_masks_the_name(service):
 def test_status_reads_the_steps_and_their_organisations_in_a_fixed_number_of_queries(service, connection):
     """Every status turn reads the request; one query per step (lazy loads)
     made the action server and the database the replicas' bottleneck."""
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(connection, "before_cursor_execute", count)
-    try:
+    with executed_statements(connection) as executed:
         status = service.member_status("2019001")
-    finally:
-        event.remove(connection, "before_cursor_execute", count)
+    statements = starts_with(executed, "SELECT")
     assert [step.organisation for step in status.steps] == [BRANCH_1, GENERAL_BRANCH, COMPANY_BRANCH,
                                                             COMPANY_COMMITTEE]
     assert len(statements) <= 3, statements

@@ -5,6 +5,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
+from tests.conftest import executed_statements, starts_with
 from tuanjian.backend import db
 from tuanjian.backend.models import ClosedConversation, Member, Verification, VerificationThrottle
 from tuanjian.backend.rules import DomainError
@@ -192,26 +193,16 @@ def test_one_client_trying_many_numbers_is_locked(verifications):
 def test_a_read_soon_after_the_last_or_of_no_verification_writes_and_locks_nothing(verifications, clock, connection):
     """Most turns of a verified member read the verification: a row lock and a
     write each time made the database a bottleneck of the replicas."""
-    from sqlalchemy import event
-
-    writes: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement:
-            writes.append(statement)
-
     verifications.attempt(WEB, "2019001", "1234")
-    event.listen(connection, "before_cursor_execute", record)
-    try:
+    with executed_statements(connection) as executed:
         clock.advance(seconds=TOUCHED_WITHIN.total_seconds() - 1)
         assert verifications.current(WEB) == "2019001"
         assert verifications.current(OTHER_WEB) is None  # never verified: most conversations
-        assert writes == []
+        assert starts_with(executed, "UPDATE", "INSERT", "DELETE") == []
+        assert not any("FOR UPDATE" in statement for statement, _ in executed)
         clock.advance(seconds=1)
         assert verifications.current(WEB) == "2019001"
-        assert any(statement.lstrip().upper().startswith("UPDATE") for statement in writes)
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
+        assert starts_with(executed, "UPDATE")
     # The idle time runs from that last write; a read of another session still ends it.
     clock.advance(seconds=IDLE_TIMEOUT.total_seconds() - 1)
     assert verifications.current(WEB) == "2019001"
@@ -222,22 +213,11 @@ def test_a_read_soon_after_the_last_or_of_no_verification_writes_and_locks_nothi
 def test_a_clock_set_back_takes_the_locked_path(verifications, clock, connection):
     """A read dated before the last write is not "touched within a minute": it
     goes the locked way, which keeps the verification and dates it anew."""
-    from sqlalchemy import event
-
-    updates: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("UPDATE"):
-            updates.append(statement)
-
     verifications.attempt(WEB, "2019001", "1234")
     clock.advance(seconds=-30)
-    event.listen(connection, "before_cursor_execute", record)
-    try:
+    with executed_statements(connection) as executed:
         assert verifications.current(WEB) == "2019001"
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
-    assert updates
+    assert starts_with(executed, "UPDATE")
     assert TOUCHED_WITHIN < IDLE_TIMEOUT / 10  # the fast path can never outlive the idle time
 
 

@@ -5,9 +5,10 @@ digits of their phone. The proof is a `Verification` row of that
 conversation (channel + the channel's own user id), valid in the Rasa session
 it was made in and until it has been idle for `IDLE_TIMEOUT` (counted from
 the last read that wrote, at most `TOUCHED_WITHIN` before the last read).
-Failed attempts are counted per member number (whether it exists or not) and per client; too
-many lock further attempts for every conversation and channel, and a locked
-attempt is refused without looking at the digits and without writing anything.
+Failed attempts are counted per member number (whether it exists or not) and
+per client; too many lock further attempts for every conversation and
+channel, and a locked attempt is refused without looking at the digits and
+without writing anything.
 """
 from __future__ import annotations
 

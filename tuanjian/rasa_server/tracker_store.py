@@ -154,13 +154,13 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         dialect = session.get_bind().dialect.name
         last_id = None
         for start in range(0, len(rows), INSERT_AT_ONCE):
-            statement = insert(table).values(rows[start:start + INSERT_AT_ONCE])
+            part = rows[start:start + INSERT_AT_ONCE]
             if dialect == "postgresql":
-                last_id = max(session.execute(statement.returning(table.c.id)).scalars())
+                last_id = max(session.execute(insert(table).values(part).returning(table.c.id)).scalars())
             elif dialect == "sqlite":  # the rowid of the statement's last row
-                last_id = session.execute(statement).lastrowid
+                last_id = session.execute(insert(table).values(part)).lastrowid
             else:
-                objects = [self.SQLEvent(**row) for row in rows[start:start + INSERT_AT_ONCE]]
+                objects = [self.SQLEvent(**row) for row in part]
                 session.add_all(objects)
                 session.flush()
                 last_id = objects[-1].id
