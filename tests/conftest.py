@@ -138,9 +138,10 @@ def executed_statements(target: Any) -> Iterator[list[tuple[str, Any]]]:
         sqlalchemy.event.remove(target, "before_cursor_execute", record)
 
 
-def starts_with(executed: list[tuple[str, Any]], *verbs: str) -> list[str]:
-    """The statements that begin with one of `verbs` (SELECT, UPDATE, ...)."""
-    return [statement for statement, _ in executed if statement.lstrip().upper().startswith(verbs)]
+def starts_with(executed: list[tuple[str, Any]], *verbs: str) -> list[tuple[str, Any]]:
+    """The (statement, parameters) that begin with one of `verbs` (SELECT, UPDATE, ...)."""
+    return [(statement, parameters) for statement, parameters in executed
+            if statement.lstrip().upper().startswith(verbs)]
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
-from tests.conftest import executed_statements
+from tests.conftest import executed_statements, starts_with
 from tests.test_kept_tracker import count_replays
 from tuanjian.rasa_server import tracker_store
 from tuanjian.rasa_server.tracker_store import RedactingSQLTrackerStore
@@ -202,8 +202,7 @@ def test_a_turn_is_written_in_one_statement_and_a_long_one_in_parts(db, monkeypa
     replica = store(db)
 
     def inserted(executed):  # how many parameters each INSERT carried
-        return [len(parameters) for statement, parameters in executed
-                if statement.lstrip().upper().startswith("INSERT")]
+        return [len(parameters) for _, parameters in starts_with(executed, "INSERT")]
 
     with executed_statements(replica.engine) as executed:
         add(replica, "web:one", turn(0))
