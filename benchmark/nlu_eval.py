@@ -98,6 +98,22 @@ def with_fallback(
     return out
 
 
+def sweep(rankings: list[list[tuple[str, float]]], gold: Sequence[str],
+          files: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Scores and each file's errors at every fallback threshold and ambiguity
+    threshold tried. The threshold is the one setting the test set may choose
+    (issue #15), and a file's own errors show what a choice costs it."""
+    out: dict[str, dict[str, object]] = {}
+    for threshold in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        for ambiguity in (0.0, 0.02, 0.05, 0.1):
+            predicted = with_fallback(rankings, threshold, ambiguity)
+            out[f"{threshold:.2f} / {ambiguity:.2f}"] = {
+                **scores(gold, predicted),
+                "errors_by_file": {name: counts["ours"] for name, counts in
+                                   errors_by_file(files, gold, {"ours": predicted}).items()}}
+    return out
+
+
 def tfidf_baseline(
     train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str]
 ) -> list[str]:

@@ -259,10 +259,7 @@ def report(args) -> dict[str, Any]:
                                             pick(offered, rows))
                for model, predicted in (("ours", ours["predicted"]), ("baseline", baseline))}
         for name, rows in groups.items()}
-    out["sweep"] = {
-        f"{t:.2f} / {a:.2f}": nlu_eval.scores(gold, nlu_eval.with_fallback(ours["rankings"], t, a))
-        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7) for a in (0.0, 0.02, 0.05, 0.1)
-    }
+    out["sweep"] = nlu_eval.sweep(ours["rankings"], gold, files)
     out["load_seconds"] = ours["load_seconds"]
     out["parse_latencies"] = ours["latencies"]
     if not args.no_rest:
@@ -298,9 +295,12 @@ def print_report(r: dict[str, Any]) -> None:
     print("per-intent F1 (ours / baseline):")
     for intent, f1 in ours["per_intent_f1"].items():
         print(f"  {intent:34s} {f1:.3f} / {base['per_intent_f1'][intent]:.3f}")
-    print("threshold / ambiguity sweep (accuracy, oos rejection, in-scope fallback):")
+    print("threshold / ambiguity sweep (accuracy, oos rejection, in-scope fallback; errors in "
+          + ", ".join(r["errors_by_file"]) + "):")
     for thresholds, s in r["sweep"].items():
-        print(f"  {thresholds}  {s['accuracy']:.3f}  {s['oos_rejection']:.3f}  {s['in_scope_fallback']:.3f}")
+        per_file = " ".join(str(n) for n in s["errors_by_file"].values())
+        print(f"  {thresholds}  {s['accuracy']:.3f}  {s['oos_rejection']:.3f}  {s['in_scope_fallback']:.3f}"
+              f"  {per_file}")
     print("most frequent errors (gold -> predicted):")
     for (gold, predicted), n in nlu_eval.confusions(ours["errors"]):
         print(f"  {n}x {gold} -> {predicted}")

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 from aiohttp import test_utils, web
 
-from benchmark.nlu_eval import FALLBACK, errors_by_file, is_correct, scores, tfidf_baseline, with_fallback
+from benchmark.nlu_eval import FALLBACK, errors_by_file, is_correct, scores, sweep, tfidf_baseline, with_fallback
 from benchmark.run import percentile, short_conversations
 
 
@@ -51,6 +51,23 @@ def test_with_fallback_applies_rasas_threshold_and_ambiguity_rule():
     ]
     assert with_fallback(rankings, 0.4, 0.05) == ["greet", FALLBACK, FALLBACK, "greet"]
     assert with_fallback(rankings, 0.4, 0.0) == ["greet", FALLBACK, "greet", "greet"]
+
+
+def test_the_sweep_counts_each_files_errors_at_each_threshold():
+    files = ["a.yml", "b.yml", "b.yml"]
+    gold = ["greet", "thank", "out_of_scope"]
+    rankings = [
+        [("greet", 0.45), ("thank", 0.40)],  # answered below 0.5, falls back at 0.5: an error in a.yml
+        [("thank", 0.90), ("greet", 0.05)],
+        [("thank", 0.55), ("out_of_scope", 0.40)],  # answered wrongly up to 0.5, rejected at 0.6
+    ]
+    result = sweep(rankings, gold, files)
+    assert result["0.40 / 0.00"]["errors_by_file"] == {"a.yml": 0, "b.yml": 1}
+    assert result["0.50 / 0.00"]["errors_by_file"] == {"a.yml": 1, "b.yml": 1}
+    assert result["0.60 / 0.00"]["errors_by_file"] == {"a.yml": 1, "b.yml": 0}
+    assert result["0.40 / 0.10"]["errors_by_file"] == {"a.yml": 1, "b.yml": 1}  # 0.45 - 0.40 is too close
+    assert result["0.60 / 0.00"]["accuracy"] == pytest.approx(2 / 3)
+    assert len(result) == 7 * 4
 
 
 def test_percentile_is_the_nearest_rank():
