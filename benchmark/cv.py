@@ -6,7 +6,7 @@ the training data alone (the held-out test set in tests/ is never read here).
 Step 1 trains the pipeline up to DIET once per fold (config.yml, with any
 --diet overrides) and keeps DIET's ranking of the held-out fold; it is cached
 in bench/out/cv/ per data, dictionary, config and overrides, and takes several minutes.
-Step 2 is cheap: it fits the blender's own linear model (tuanjian/rasa_server/nlu/blender.py) on
+Step 2 is cheaper: it fits the blender's own linear model (tuanjian/rasa_server/nlu/blender.py) on
 the other folds, blends and counts the errors on the held-out folds, for the
 blender's settings or, with --grid, for a grid of them.
 """
@@ -35,6 +35,7 @@ CACHE = ROOT / "bench" / "out" / "cv"
 GRID: dict[str, list[Any]] = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
         "pinyin_weight": [0.0, 1.0, 2.0]}
 DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+OUT_OF_SCOPE = "out_of_scope"
 
 
 def diet_config(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +144,9 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
     baseline = np.empty(len(gold), dtype=object)
     for k in sorted(set(fold)):
         baseline[fold == k] = tfidf_baseline(texts[fold != k], gold[fold != k], texts[fold == k])
-    print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}", flush=True)
+    print(f"TF-IDF baseline errors of {len(gold)}: {int((baseline != gold).sum())}, "
+          f"out_of_scope answered {int(((gold == OUT_OF_SCOPE) & (baseline != OUT_OF_SCOPE)).sum())} "
+          f"of {int((gold == OUT_OF_SCOPE).sum())}", flush=True)
     for values in itertools.product(*grid.values()):
         changed = dict(zip(grid.keys(), values, strict=False))
         settings = {**base, **changed}
@@ -157,6 +160,8 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
                      for w in DIET_WEIGHTS}
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
         print(f"{changed} errors of {len(gold)} by DIET weight: {errors}", flush=True)
+        print("  after the fallback, at DIET weight "
+              f"{diet_weight}: {after_fallback(diet_weight * diet + (1 - diet_weight) * linear, intents, gold)}")
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
     chosen = predicted[diet_weight]
@@ -166,6 +171,21 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
         print(f"  {n:3d}x {g} -> {p}")
         for text in texts[(gold == g) & (chosen == p)][:examples]:
             print(f"        {text}")
+
+
+def after_fallback(blended: np.ndarray, intents: list[str], gold: np.ndarray) -> dict[str, int]:
+    """The benchmark's count with config.yml's fallback: out_of_scope examples
+    answered with an intent (the errors a help desk minds most), and in-scope
+    examples answered wrongly or fallen back."""
+    from benchmark.nlu_eval import FALLBACK, with_fallback
+
+    fallback = pipeline_entry("FallbackClassifier")
+    order = np.argsort(-blended, axis=1)[:, :2]
+    rankings = [[(intents[j], float(row[j])) for j in top] for row, top in zip(blended, order, strict=True)]
+    predicted = np.array(with_fallback(rankings, fallback["threshold"], fallback.get("ambiguity_threshold", 0.1)))
+    oos = gold == OUT_OF_SCOPE
+    return {"out_of_scope answered": int((oos & (predicted != OUT_OF_SCOPE) & (predicted != FALLBACK)).sum()),
+            "in-scope wrong or fallen back": int((~oos & (predicted != gold)).sum())}
 
 
 def blender_settings() -> dict[str, Any]:
