@@ -29,13 +29,13 @@ from rasa.shared.nlu.training_data.message import Message
 from sklearn.model_selection import StratifiedKFold
 
 from benchmark import ROOT, load_config, pipeline_entry
+from benchmark.nlu_eval import FALLBACK, OUT_OF_SCOPE, tfidf_baseline, with_fallback
 from tuanjian.settings import NLU_DATA_DIR
 
 CACHE = ROOT / "bench" / "out" / "cv"
 GRID: dict[str, list[Any]] = {"C": [30.0, 100.0, 300.0], "max_ngram": [3], "embedding_weight": [2.0],
         "pinyin_weight": [0.0, 1.0, 2.0]}
 DIET_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
-OUT_OF_SCOPE = "out_of_scope"
 
 
 def diet_config(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +129,6 @@ def featurized(texts: list[str], gold: list[str]) -> list[Message]:
 def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any],
              examples: int = 0) -> None:
     """Blend errors for each combination of the grid's values over the `base` settings."""
-    from benchmark.nlu_eval import tfidf_baseline
     from tuanjian.rasa_server.nlu.blender import fit_linear_model, linear_probabilities
 
     diet_weight = base["diet_weight"]
@@ -161,7 +160,8 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
         errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
         print(f"{changed} errors of {len(gold)} by DIET weight: {errors}", flush=True)
         print("  after the fallback, at DIET weight "
-              f"{diet_weight}: {after_fallback(diet_weight * diet + (1 - diet_weight) * linear, intents, gold)}")
+              f"{diet_weight}: {after_fallback(diet_weight * diet + (1 - diet_weight) * linear, intents, gold)}",
+              flush=True)
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
     chosen = predicted[diet_weight]
@@ -177,8 +177,6 @@ def after_fallback(blended: np.ndarray, intents: list[str], gold: np.ndarray) ->
     """The benchmark's count with config.yml's fallback: out_of_scope examples
     answered with an intent (the errors a help desk minds most), and in-scope
     examples answered wrongly or fallen back."""
-    from benchmark.nlu_eval import FALLBACK, with_fallback
-
     fallback = pipeline_entry("FallbackClassifier")
     order = np.argsort(-blended, axis=1)[:, :2]
     rankings = [[(intents[j], float(row[j])) for j in top] for row, top in zip(blended, order, strict=True)]
