@@ -17,3 +17,9 @@ def pipeline_entry(name: str) -> dict[str, Any]:
     """The settings config.yml gives the pipeline component `name` (full or last part)."""
     config = load_config()
     return next(c for c in config["pipeline"] if c["name"].split(".")[-1] == name)
+
+
+def fallback_settings() -> dict[str, float]:
+    """The FallbackClassifier's threshold and ambiguity threshold in config.yml."""
+    item = pipeline_entry("FallbackClassifier")
+    return {"threshold": item["threshold"], "ambiguity": item.get("ambiguity_threshold", 0.1)}

@@ -28,7 +28,7 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from sklearn.model_selection import StratifiedKFold
 
-from benchmark import ROOT, load_config, pipeline_entry
+from benchmark import ROOT, fallback_settings, load_config, pipeline_entry
 from benchmark.nlu_eval import FALLBACK, OUT_OF_SCOPE, tfidf_baseline, with_fallback
 from tuanjian.settings import NLU_DATA_DIR
 
@@ -177,10 +177,10 @@ def after_fallback(blended: np.ndarray, intents: list[str], gold: np.ndarray) ->
     """The benchmark's count with config.yml's fallback: out_of_scope examples
     answered with an intent (the errors a help desk minds most), and in-scope
     examples answered wrongly or fallen back."""
-    fallback = pipeline_entry("FallbackClassifier")
+    fallback = fallback_settings()
     order = np.argsort(-blended, axis=1)[:, :2]
     rankings = [[(intents[j], float(row[j])) for j in top] for row, top in zip(blended, order, strict=True)]
-    predicted = np.array(with_fallback(rankings, fallback["threshold"], fallback.get("ambiguity_threshold", 0.1)))
+    predicted = np.array(with_fallback(rankings, fallback["threshold"], fallback["ambiguity"]))
     oos = gold == OUT_OF_SCOPE
     return {"out_of_scope answered": int((oos & (predicted != OUT_OF_SCOPE) & (predicted != FALLBACK)).sum()),
             "in-scope wrong or fallen back": int((~oos & (predicted != gold)).sum())}

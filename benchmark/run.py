@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import psutil
 
-from benchmark import ROOT, TEST_FILES, nlu_eval, pipeline_entry
+from benchmark import ROOT, TEST_FILES, fallback_settings, nlu_eval
 from benchmark.local_servers import RunningAssistant, answers_greeting, running_assistant
 from tuanjian import settings
 
@@ -75,11 +75,6 @@ def offered_intents(rankings: list[list[tuple[str, float]]]) -> list[list[str]]:
 
     domain = Domain.load(str(settings.DOMAIN_DIR)).as_dict()
     return [likely_topics([{"name": name} for name, _ in ranking], domain) for ranking in rankings]
-
-
-def fallback_settings() -> dict[str, float]:
-    item = pipeline_entry("FallbackClassifier")
-    return {"threshold": item["threshold"], "ambiguity": item.get("ambiguity_threshold", 0.1)}
 
 
 async def evaluate_in_process(texts: list[str]) -> dict[str, Any]:
