@@ -1,14 +1,16 @@
 """Choose DIET's and the IntentBlender's settings by k-fold cross-validation on
 the training data alone (the held-out test set in tests/ is never read here).
 
-    python -m benchmark.cv [--folds 5] [--diet epochs=200 ...] [--grid]
+    python -m benchmark.cv [--folds 5] [--diet epochs=200 ...] [--diet-seeds 42,43,44] [--grid]
 
 Step 1 trains the pipeline up to DIET once per fold (config.yml, with any
 --diet overrides) and keeps DIET's ranking of the held-out fold; it is cached
 in bench/out/cv/ per data, dictionary, config and overrides, and takes several minutes.
 Step 2 is cheaper: it fits the blender's own linear model (tuanjian/rasa_server/nlu/blender.py) on
 the other folds, blends and counts the errors on the held-out folds, for the
-blender's settings or, with --grid, for a grid of them.
+blender's settings or, with --grid, for a grid of them. With --diet-seeds, step 1
+runs once per DIET random seed, and step 2 blends each seed's ranking and their mean
+(what an ensemble of DIETs would give).
 """
 import argparse
 import asyncio
@@ -101,6 +103,25 @@ def cross_validated_diet(folds: int, config: dict[str, Any]) -> dict[str, Any]:
     return {"texts": texts, "gold": gold, "fold": fold_of, "diet": rankings}
 
 
+def diet_folds(folds: int, config: dict[str, Any]) -> dict[str, Any]:
+    """cross_validated_diet's result, from the cache when it holds it."""
+    path = cache_path(folds, config)
+    if path.exists():
+        return json.loads(path.read_text("utf-8"))
+    cv = cross_validated_diet(folds, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
+    return cv
+
+
+def mean_rankings(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per example, the mean confidence of each intent over the runs (0 where a
+    run's ranking left it out)."""
+    return [{name: sum(r.get(name, 0.0) for r in rankings) / len(rankings)
+             for name in set().union(*rankings)}
+            for rankings in zip(*runs, strict=True)]
+
+
 def featurized(texts: list[str], gold: list[str]) -> list[Message]:
     """The examples as the blender sees them: normalised, tokenized, embedded by
     the pipeline's own components with config.yml's settings."""
@@ -126,9 +147,11 @@ def featurized(texts: list[str], gold: list[str]) -> list[Message]:
     return messages
 
 
-def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any],
-             examples: int = 0) -> None:
-    """Blend errors for each combination of the grid's values over the `base` settings."""
+def evaluate(cv: dict[str, Any], diets: dict[str, list[dict[str, float]]],
+             grid: dict[str, list[Any]], base: dict[str, Any], examples: int = 0) -> None:
+    """Blend errors for each combination of the grid's values over the `base`
+    settings, with each of `diets` (DIET's held-out rankings by name; the
+    confusions are listed for the last)."""
     from tuanjian.rasa_server.nlu.blender import fit_linear_model, linear_probabilities
 
     diet_weight = base["diet_weight"]
@@ -137,7 +160,6 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
     gold = np.array(cv["gold"])
     fold = np.array(cv["fold"])
     intents = sorted(set(cv["gold"]))
-    diet = np.array([[r.get(i, 0.0) for i in intents] for r in cv["diet"]])
     # The benchmark's TF-IDF baseline on the same folds: the issue's target is
     # at most half its errors.
     baseline = np.empty(len(gold), dtype=object)
@@ -149,19 +171,22 @@ def evaluate(cv: dict[str, Any], grid: dict[str, list[Any]], base: dict[str, Any
     for values in itertools.product(*grid.values()):
         changed = dict(zip(grid.keys(), values, strict=False))
         settings = {**base, **changed}
-        linear = np.zeros_like(diet)
+        linear = np.zeros((len(gold), len(intents)))
         for k in sorted(set(fold)):
             model = fit_linear_model(list(messages[fold != k]), settings)
             columns = [intents.index(c) for c in model["classifier"].classes_]
             linear[np.ix_(fold == k, columns)] = linear_probabilities(
                 model, list(messages[fold == k]), settings)
-        predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
-                     for w in DIET_WEIGHTS}
-        errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
-        print(f"{changed} errors of {len(gold)} by DIET weight: {errors}", flush=True)
-        print("  after the fallback, at DIET weight "
-              f"{diet_weight}: {after_fallback(diet_weight * diet + (1 - diet_weight) * linear, intents, gold)}",
-              flush=True)
+        for name, rankings in diets.items():
+            diet = np.array([[r.get(i, 0.0) for i in intents] for r in rankings])
+            predicted = {w: np.array(intents)[(w * diet + (1 - w) * linear).argmax(1)]
+                         for w in DIET_WEIGHTS}
+            errors = {w: int((p != gold).sum()) for w, p in predicted.items()}
+            label = f"{changed} {name}" if len(diets) > 1 else f"{changed}"
+            print(f"{label} errors of {len(gold)} by DIET weight: {errors}", flush=True)
+            print("  after the fallback, at DIET weight "
+                  f"{diet_weight}: {after_fallback(diet_weight * diet + (1 - diet_weight) * linear, intents, gold)}",
+                  flush=True)
     # Where the training data itself is confusable (last settings, the blender's weight):
     # the place to write contrasting examples, without looking at the test set.
     chosen = predicted[diet_weight]
@@ -203,23 +228,26 @@ def main() -> None:
                         help="try these values of a blender setting (over config.yml's)")
     parser.add_argument("--examples", type=int, default=0, metavar="N",
                         help="print N misread training examples of each frequent confusion")
+    parser.add_argument("--diet-seeds", metavar="S1,S2,...",
+                        help="DIET once per random seed; blend each, and the mean of their rankings")
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.diet)
-    config = diet_config({k: yaml.safe_load(v) for k, v in overrides.items()})
-    path = cache_path(args.folds, config)
-    if path.exists():
-        cv = json.loads(path.read_text("utf-8"))
-    else:
-        cv = cross_validated_diet(args.folds, config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cv, ensure_ascii=False), "utf-8")
-    print(f"DIET {config['pipeline'][-1]}")
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.diet)}
+    seeds = [int(s) for s in args.diet_seeds.split(",")] if args.diet_seeds else [None]
+    diets = {}
+    for seed in seeds:
+        config = diet_config({**overrides, **({"random_seed": seed} if seed is not None else {})})
+        cv = diet_folds(args.folds, config)
+        print(f"DIET {config['pipeline'][-1]}")
+        diets[f"seed {seed}"] = cv["diet"]
+    if len(seeds) > 1:
+        # Every seed's folds are the same split (StratifiedKFold's own fixed seed).
+        diets["mean of the seeds"] = mean_rankings(list(diets.values()))
     settings = blender_settings()
     grid = dict(GRID) if args.grid else {key: [value] for key, value in settings.items() if key in GRID}
     for item in args.blender:
         key, values = item.split("=", 1)
         grid[key] = [yaml.safe_load(v) for v in values.split(",")]
-    evaluate(cv, grid, settings, args.examples)
+    evaluate(cv, diets, grid, settings, args.examples)
 
 
 if __name__ == "__main__":
