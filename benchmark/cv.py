@@ -232,15 +232,21 @@ def main() -> None:
                         help="DIET once per random seed; blend each, and the mean of their rankings")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.diet)}
-    seeds = [int(s) for s in args.diet_seeds.split(",")] if args.diet_seeds else [None]
+    seeds = list(dict.fromkeys(int(s) for s in args.diet_seeds.split(","))) if args.diet_seeds else [None]
     diets = {}
+    first: dict[str, Any] | None = None
     for seed in seeds:
-        config = diet_config({**overrides, **({"random_seed": seed} if seed is not None else {})})
+        seed_setting = {} if seed is None else {"random_seed": seed}
+        config = diet_config({**overrides, **seed_setting})
         cv = diet_folds(args.folds, config)
         print(f"DIET {config['pipeline'][-1]}")
+        # The cache is keyed by data and config, not by this code: a split
+        # cached by other code must not be blended with this one.
+        first = first or cv
+        if (cv["texts"], cv["fold"]) != (first["texts"], first["fold"]):
+            raise SystemExit(f"seed {seed}: its cached folds are not the first seed's; delete {CACHE}")
         diets[f"seed {seed}"] = cv["diet"]
-    if len(seeds) > 1:
-        # Every seed's folds are the same split (StratifiedKFold's own fixed seed).
+    if len(diets) > 1:
         diets["mean of the seeds"] = mean_rankings(list(diets.values()))
     settings = blender_settings()
     grid = dict(GRID) if args.grid else {key: [value] for key, value in settings.items() if key in GRID}

@@ -181,8 +181,10 @@ def test_load_figures_count_what_shares_the_cores_beside_the_topology():
 def test_cross_validation_averages_the_seeds_rankings_with_a_left_out_intent_at_zero():
     from benchmark.cv import mean_rankings
 
-    first = [{"greet": 0.8, "thank": 0.2}, {"deny": 1.0}]
-    second = [{"greet": 0.4, "affirm": 0.6}, {"deny": 0.5, "affirm": 0.5}]
-    averaged = mean_rankings([first, second])
-    assert averaged[0] == pytest.approx({"greet": 0.6, "thank": 0.1, "affirm": 0.3})
-    assert averaged[1] == pytest.approx({"deny": 0.75, "affirm": 0.25})
+    # Three runs of two examples: a mean over the examples would differ.
+    first = [{"greet": 0.9, "thank": 0.3}, {"deny": 0.9}]
+    second = [{"greet": 0.3, "affirm": 0.6}, {"deny": 0.6, "affirm": 0.3}]
+    third = [{"greet": 0.6}, {"deny": 0.3}]
+    averaged = mean_rankings([first, second, third])
+    assert averaged[0] == pytest.approx({"greet": 0.6, "thank": 0.1, "affirm": 0.2})
+    assert averaged[1] == pytest.approx({"deny": 0.6, "affirm": 0.1})
